@@ -1,0 +1,3 @@
+// Entry point of the kernel module: re-exports every kernel.
+// Kernels take byte offsets into linear memory and sizes; they never allocate.
+export * from "./activation";
