@@ -1,3 +1,4 @@
 // Entry point of the kernel module: re-exports every kernel.
 // Kernels take byte offsets into linear memory and sizes; they never allocate.
+export * from "./memory";
 export * from "./activation";
