@@ -13,6 +13,7 @@ import { compileKernels, instantiateKernels, type KernelBuild } from "../src/eng
 import { Arena } from "../src/engine/arena.ts";
 import { encode, loadNetwork, query, type Tensor } from "../src/model/network.ts";
 import { encoderInputInto, nchwToNhwc } from "../src/model/layout.ts";
+import { refineDenseLogits } from "../src/pipeline/refine_dense.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const weightsBytes = await Deno.readFile(new URL("weights/crm-lite.safetensors", ROOT));
@@ -23,6 +24,7 @@ const golden = parseSafetensors(
 const meta = JSON.parse(golden.metadata.get("golden")!) as {
   image_size: [number, number];
   targets: Record<string, { size: [number, number]; window: [number, number, number, number] }>;
+  pipeline: { base_long_side: number; stages: [number, number][] };
 };
 
 function relativeL2(actual: Float32Array, expected: Float32Array): number {
@@ -89,3 +91,25 @@ for (const build of ["relaxed-simd", "simd"] as const) {
     }
   });
 }
+
+Deno.test("the dense multi-resolution pipeline matches PyTorch's refine (3 stages)", async () => {
+  const { net } = await setup("relaxed-simd");
+  const img = golden.getTensor("pipeline.image");
+  const [, , h, w] = img.shape;
+  const coarseT = golden.getTensor("pipeline.coarse");
+  const [, , ch, cw] = coarseT.shape;
+  const rgb = nchwToNhwc(img.data, 3, h, w);
+  const image = { width: w, height: h, channels: 3 as const, data: Uint8Array.from(rgb) };
+  const coarse = { width: cw, height: ch, data: Uint8Array.from(coarseT.data) };
+  let stagesSeen = 0;
+  const logits = refineDenseLogits(net, image, coarse, {
+    baseLongSide: meta.pipeline.base_long_side,
+    chunkRows: 7, // several chunks per stage, with a ragged last one
+    onProgress: (p) => (stagesSeen = p.stages),
+  });
+  assertEquals(stagesSeen, meta.pipeline.stages.length);
+  const ref = golden.getTensor("pipeline.logits").data;
+  const err = relativeL2(logits, ref);
+  console.log(`  pipeline ${h}x${w}, stages ${JSON.stringify(meta.pipeline.stages)}: rel. L2 ${err.toExponential(2)}`);
+  assert(err < 1e-4, `pipeline logits: relative L2 error ${err.toExponential(2)}`);
+});

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import CRM, folded_tensors, count_params, receptive_radius  # noqa: E402
+from model import CRM, count_params, folded_tensors, receptive_radius, refine, resize, stage_sizes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,6 +114,16 @@ def golden_fixtures(model: CRM, seed: int) -> tuple[dict, dict]:
         win = (37, 19, 29, 51)  # a window of the x2 grid touching no border
         out["logits.window"] = model.decoder.query(proj, (2 * h, 2 * w), win)
         meta["targets"]["window"] = {"size": [2 * h, 2 * w], "window": list(win)}
+        # the whole multi-resolution procedure: 8-bit image, a low-resolution
+        # coarse mask, and a small first stage so that three stages run
+        ph, pw, base = 97, 131, 40
+        pimg = torch.floor(resize(image, (ph, pw)) * 255.0 + 0.5).clamp(0, 255)
+        pmask = torch.floor(resize(mask, (13, 17)) * 255.0 + 0.5).clamp(0, 255)
+        model.cfg = dict(model.cfg, base_long_side=base)
+        out["pipeline.image"] = pimg
+        out["pipeline.coarse"] = pmask
+        out["pipeline.logits"] = refine(model, pimg / 255.0, pmask / 255.0)
+        meta["pipeline"] = {"base_long_side": base, "stages": [list(s) for s in stage_sizes(ph, pw, base)]}
     return out, meta
 
 

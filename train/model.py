@@ -283,7 +283,8 @@ def stage_sizes(h: int, w: int, base_long_side: int) -> List[Tuple[int, int]]:
     sizes = []
     for k in range(n, 0, -1):
         f = 2.0 ** k
-        sizes.append((max(1, round(h / f)), max(1, round(w / f))))
+        # floor(x + 0.5), not Python's round-half-even: simple to mirror exactly in TS
+        sizes.append((max(1, math.floor(h / f + 0.5)), max(1, math.floor(w / f + 0.5))))
     sizes.append((h, w))
     return sizes
 

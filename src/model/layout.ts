@@ -45,3 +45,38 @@ export function nchwToNhwc(src: Float32Array, c: number, h: number, w: number): 
   }
   return out;
 }
+
+/** An 8-bit RGB(A) image as NHWC float32 RGB in [0, 1] (alpha dropped). */
+export function rgbToUnit(
+  data: Uint8Array | Uint8ClampedArray,
+  pixels: number,
+  channels: 3 | 4,
+  out: Float32Array,
+): void {
+  if (out.length < pixels * 3) throw new RangeError(`RGB buffer too small for ${pixels} pixels`);
+  for (let i = 0, j = 0; i < pixels; i++, j += channels) {
+    out[3 * i] = data[j] / 255;
+    out[3 * i + 1] = data[j + 1] / 255;
+    out[3 * i + 2] = data[j + 2] / 255;
+  }
+}
+
+/** An 8-bit mask as float32 in [0, 1]. */
+export function maskToUnit(data: Uint8Array, out: Float32Array): void {
+  if (out.length < data.length) throw new RangeError(`mask buffer too small for ${data.length} pixels`);
+  for (let i = 0; i < data.length; i++) out[i] = data[i] / 255;
+}
+
+/**
+ * The encoder input from an NHWC RGB buffer in [0, 1] and a mask in [0, 1]
+ * (both at the encoder's size).
+ */
+export function encoderInputFromUnit(
+  rgb: Float32Array,
+  mask: Float32Array,
+  pixels: number,
+  cfg: Pick<ModelConfig, "mean" | "std">,
+  out: Float32Array,
+): void {
+  encoderInputInto(out, pixels, cfg, (i, c) => rgb[3 * i + c], (i) => mask[i]);
+}
