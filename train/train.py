@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -196,12 +197,17 @@ def main(argv=None):
     gen = random.Random(args.seed * 7919 + step)
     say(f"training on {device}, {args.threads} threads, sets={args.sets}, steps {step}->{args.steps}")
 
+    # SIGTERM/SIGINT end the run cleanly at the next step, with a checkpoint
+    stop = {"now": False}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.update(now=True))
+
     start = time.time()
     last_ckpt = start
     running = {}
     model.train()
     for batch in loader:
-        if step >= args.steps or time.time() - start > args.minutes * 60:
+        if stop["now"] or step >= args.steps or time.time() - start > args.minutes * 60:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr)
