@@ -1,0 +1,74 @@
+/**
+ * Intersection over union of a binarised prediction and ground truth.
+ *
+ * @module
+ */
+
+import type { Mask8, MetricOptions } from "./mod.ts";
+
+/** 8-bit foreground threshold: a pixel is foreground where value >= 128 (p >= 0.5). */
+export const FG_THRESHOLD = 128;
+
+/** IoU of one image. */
+export interface IouResult {
+  /** Pixels foreground in both (ignored pixels excluded). */
+  intersection: number;
+  /** Pixels foreground in either (ignored pixels excluded). */
+  union: number;
+  /** intersection / union, or 1 when the union is empty (both masks empty). */
+  iou: number;
+}
+
+/** intersection / union, with 1 for an empty union: two empty masks agree perfectly. */
+export function iouFromCounts(intersection: number, union: number): number {
+  return union === 0 ? 1 : intersection / union;
+}
+
+/**
+ * IoU of `pred` against `gt`, both binarised at 128; ground-truth pixels equal
+ * to `opts.ignoreValue` count for neither the intersection nor the union.
+ * Throws when the masks are malformed or differ in size.
+ */
+export function iou(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): IouResult {
+  checkPair(pred, gt, opts);
+  const p = pred.data, g = gt.data;
+  const ignore = opts.ignoreValue ?? -1; // -1 never equals a byte
+  let inter = 0, union = 0;
+  for (let i = 0; i < g.length; i++) {
+    const gv = g[i];
+    if (gv === ignore) continue;
+    const pf = p[i] >= FG_THRESHOLD, gf = gv >= FG_THRESHOLD;
+    if (pf && gf) inter++;
+    if (pf || gf) union++;
+  }
+  return { intersection: inter, union, iou: iouFromCounts(inter, union) };
+}
+
+/** Throws a clear error unless `m` is a well-formed Mask8. */
+export function checkMask(m: Mask8, what: string): void {
+  const { width, height, data } = m;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new Error(`${what}: width and height must be positive integers, got ${width}x${height}`);
+  }
+  if (!(data instanceof Uint8Array)) throw new Error(`${what}: data must be a Uint8Array`);
+  if (data.length !== width * height) {
+    throw new Error(
+      `${what}: data has ${data.length} bytes, expected ${width}x${height} = ${width * height}`,
+    );
+  }
+}
+
+/** Validates a prediction / ground-truth pair and the options. */
+export function checkPair(pred: Mask8, gt: Mask8, opts: MetricOptions): void {
+  checkMask(pred, "prediction");
+  checkMask(gt, "ground truth");
+  if (pred.width !== gt.width || pred.height !== gt.height) {
+    throw new Error(
+      `prediction ${pred.width}x${pred.height} and ground truth ${gt.width}x${gt.height} differ in size`,
+    );
+  }
+  const iv = opts.ignoreValue;
+  if (iv !== undefined && !(Number.isInteger(iv) && iv >= 0 && iv <= 255)) {
+    throw new Error(`ignoreValue must be an integer in 0..255, got ${iv}`);
+  }
+}
