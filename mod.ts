@@ -27,6 +27,15 @@ export {
 export { CrispmaskError, type ErrorCode } from "./src/errors.ts";
 export type { Mask, RgbImage } from "./src/types.ts";
 export type { KernelBuild } from "./src/engine/wasm.ts";
+export {
+  type ImageStats,
+  iou,
+  type IouResult,
+  mba,
+  type MbaResult,
+  MaskStats,
+  type MetricOptions,
+} from "./src/metrics/mod.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");

@@ -10,7 +10,7 @@ import {
   ellipseKernel,
   erode,
   iou,
-  type Mask8,
+  type Mask,
   MaskStats,
   mba,
   mbaRadii,
@@ -20,7 +20,7 @@ import {
 // helpers
 
 /** Mask from rows of characters: '#' = 255, '.' = 0, '?' = 128. */
-function mask(...rows: string[]): Mask8 {
+function mask(...rows: string[]): Mask {
   const height = rows.length, width = rows[0].length;
   const data = new Uint8Array(width * height);
   rows.forEach((row, y) => {
@@ -33,7 +33,7 @@ function mask(...rows: string[]): Mask8 {
 }
 
 /** A w x h mask with the given pixels set to 255. */
-function pixels(width: number, height: number, on: [number, number][]): Mask8 {
+function pixels(width: number, height: number, on: [number, number][]): Mask {
   const data = new Uint8Array(width * height);
   for (const [x, y] of on) data[y * width + x] = 255;
   return { width, height, data };
@@ -56,7 +56,7 @@ function rng(seed: number): () => number {
 }
 
 /** Random blobby mask: a few filled ellipses and rectangles plus speckle. */
-function randomMask(w: number, h: number, rand: () => number, values = [0, 255]): Mask8 {
+function randomMask(w: number, h: number, rand: () => number, values = [0, 255]): Mask {
   const data = new Uint8Array(w * h).fill(values[0]);
   const shapes = 1 + Math.floor(rand() * 5);
   for (let s = 0; s < shapes; s++) {
@@ -83,7 +83,7 @@ function randomMask(w: number, h: number, rand: () => number, values = [0, 255])
  * dilation = some kernel pixel on a "possibly foreground" pixel, erosion = all
  * in-image kernel pixels foreground (outside pixels are neutral, as in cv2).
  */
-function naiveRegion(gt: Mask8, r: number, ignore?: number): Uint8Array {
+function naiveRegion(gt: Mask, r: number, ignore?: number): Uint8Array {
   const { width: w, height: h, data: g } = gt;
   const size = 2 * r + 1, k = ellipseKernel(size);
   const out = new Uint8Array(w * h);
@@ -108,7 +108,7 @@ function naiveRegion(gt: Mask8, r: number, ignore?: number): Uint8Array {
   return out;
 }
 
-function naiveCounts(pred: Mask8, gt: Mask8, ignore?: number) {
+function naiveCounts(pred: Mask, gt: Mask, ignore?: number) {
   return mbaRadii(gt.width, gt.height).map((radius) => {
     const region = naiveRegion(gt, radius, ignore);
     let n = 0, correct = 0;
@@ -121,7 +121,7 @@ function naiveCounts(pred: Mask8, gt: Mask8, ignore?: number) {
   });
 }
 
-function naiveMorph(m: Mask8, r: number, op: "dilate" | "erode"): Uint8Array {
+function naiveMorph(m: Mask, r: number, op: "dilate" | "erode"): Uint8Array {
   const { width: w, height: h, data } = m;
   const size = 2 * r + 1, k = ellipseKernel(size);
   const out = new Uint8Array(w * h);
@@ -194,7 +194,7 @@ Deno.test("ignored pixels count for neither IoU nor mBA (hand-computed)", () => 
 
 Deno.test("empty and full masks", () => {
   const empty = pixels(5, 3, []);
-  const full: Mask8 = { width: 5, height: 3, data: new Uint8Array(15).fill(255) };
+  const full: Mask = { width: 5, height: 3, data: new Uint8Array(15).fill(255) };
   // both empty: an empty union is a perfect IoU; no boundary: every radius 1
   assertEquals(iou(empty, empty), { intersection: 0, union: 0, iou: 1 });
   assertEquals(mba(empty, empty).mba, 1);
@@ -434,7 +434,7 @@ async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
  * the project has not chosen an image library, and an npm: import does not
  * resolve under this repository's nodeModulesDir "manual" setting.
  */
-async function decodeGrayPng(bytes: Uint8Array<ArrayBuffer>): Promise<Mask8> {
+async function decodeGrayPng(bytes: Uint8Array<ArrayBuffer>): Promise<Mask> {
   const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
   if (!sig.every((b, i) => bytes[i] === b)) throw new Error("not a PNG");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

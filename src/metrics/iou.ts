@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Mask8, MetricOptions } from "./mod.ts";
+import type { Mask, MetricOptions } from "./mod.ts";
 
 /** 8-bit foreground threshold: a pixel is foreground where value >= 128 (p >= 0.5). */
 export const FG_THRESHOLD = 128;
@@ -29,7 +29,7 @@ export function iouFromCounts(intersection: number, union: number): number {
  * to `opts.ignoreValue` count for neither the intersection nor the union.
  * Throws when the masks are malformed or differ in size.
  */
-export function iou(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): IouResult {
+export function iou(pred: Mask, gt: Mask, opts: MetricOptions = {}): IouResult {
   checkPair(pred, gt, opts);
   const p = pred.data, g = gt.data;
   const ignore = opts.ignoreValue ?? -1; // -1 never equals a byte
@@ -44,8 +44,8 @@ export function iou(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): IouResult
   return { intersection: inter, union, iou: iouFromCounts(inter, union) };
 }
 
-/** Throws a clear error unless `m` is a well-formed Mask8. */
-export function checkMask(m: Mask8, what: string): void {
+/** Throws a clear error unless `m` is a well-formed Mask. */
+export function checkMask(m: Mask, what: string): void {
   const { width, height, data } = m;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new Error(`${what}: width and height must be positive integers, got ${width}x${height}`);
@@ -59,7 +59,7 @@ export function checkMask(m: Mask8, what: string): void {
 }
 
 /** Validates a prediction / ground-truth pair and the options. */
-export function checkPair(pred: Mask8, gt: Mask8, opts: MetricOptions): void {
+export function checkPair(pred: Mask, gt: Mask, opts: MetricOptions): void {
   checkMask(pred, "prediction");
   checkMask(gt, "ground truth");
   if (pred.width !== gt.width || pred.height !== gt.height) {

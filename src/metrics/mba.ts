@@ -35,7 +35,7 @@
  * @module
  */
 
-import type { Mask8, MetricOptions } from "./mod.ts";
+import type { Mask, MetricOptions } from "./mod.ts";
 import { checkMask, checkPair, FG_THRESHOLD } from "./iou.ts";
 
 /** Number of radii mBA averages over. */
@@ -251,7 +251,7 @@ function reachMap(cls: Uint8Array, w: number, h: number, rMax: number): Dist {
 }
 
 /** Classes of the ground truth: FG (>= 128), BG, or IGNORED (== ignoreValue). */
-function classify(gt: Mask8, ignoreValue: number | undefined): Uint8Array {
+function classify(gt: Mask, ignoreValue: number | undefined): Uint8Array {
   const g = gt.data, cls = new Uint8Array(g.length);
   const ignore = ignoreValue ?? -1;
   for (let i = 0; i < g.length; i++) {
@@ -269,7 +269,7 @@ function classify(gt: Mask8, ignoreValue: number | undefined): Uint8Array {
  * Both masks are binarised at 128; ground-truth pixels equal to
  * `opts.ignoreValue` are in no region.
  */
-export function boundaryCounts(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): BoundaryCount[] {
+export function boundaryCounts(pred: Mask, gt: Mask, opts: MetricOptions = {}): BoundaryCount[] {
   checkPair(pred, gt, opts);
   const { width: w, height: h } = gt;
   const radii = mbaRadii(w, h);
@@ -296,7 +296,7 @@ export function boundaryCounts(pred: Mask8, gt: Mask8, opts: MetricOptions = {})
  * Mean boundary accuracy of `pred` against `gt`, in [0, 1], as CascadePSP
  * defines it (see the module doc), with ignored pixels excluded.
  */
-export function mba(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): MbaResult {
+export function mba(pred: Mask, gt: Mask, opts: MetricOptions = {}): MbaResult {
   const counts = boundaryCounts(pred, gt, opts);
   const accuracies = counts.map((c) => (c.region === 0 ? 1 : c.correct / c.region));
   let sum = 0;
@@ -305,7 +305,7 @@ export function mba(pred: Mask8, gt: Mask8, opts: MetricOptions = {}): MbaResult
 }
 
 /** Binary mask (>= 128) -> classes FG / BG. */
-function binaryClasses(mask: Mask8): Uint8Array {
+function binaryClasses(mask: Mask): Uint8Array {
   checkMask(mask, "mask");
   return classify(mask, undefined);
 }
@@ -315,7 +315,7 @@ function binaryClasses(mask: Mask8): Uint8Array {
  * radius (kernel size 2r+1), pixels outside the image counting as background
  * (cv2.dilate's default border). Returns a 0/255 mask.
  */
-export function dilate(mask: Mask8, radius: number): Mask8 {
+export function dilate(mask: Mask, radius: number): Mask {
   if (!Number.isInteger(radius) || radius < 0) {
     throw new Error(`radius must be an integer >= 0, got ${radius}`);
   }
@@ -331,7 +331,7 @@ export function dilate(mask: Mask8, radius: number): Mask8 {
  * radius, pixels outside the image counting as foreground (cv2.erode's
  * default border). Returns a 0/255 mask.
  */
-export function erode(mask: Mask8, radius: number): Mask8 {
+export function erode(mask: Mask, radius: number): Mask {
   if (!Number.isInteger(radius) || radius < 0) {
     throw new Error(`radius must be an integer >= 0, got ${radius}`);
   }

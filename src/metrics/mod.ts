@@ -24,15 +24,9 @@
 import { iou, type IouResult } from "./iou.ts";
 import { mba, type MbaResult } from "./mba.ts";
 
-/** An 8-bit single-channel mask, row-major, `data.length === width * height`. */
-export interface Mask8 {
-  /** Width in pixels. */
-  width: number;
-  /** Height in pixels. */
-  height: number;
-  /** One byte per pixel; foreground where >= 128. */
-  data: Uint8Array;
-}
+/** The masks the metrics compare: crispmask's 8-bit `Mask` (foreground where >= 128). */
+export type { Mask } from "../types.ts";
+import type { Mask } from "../types.ts";
 
 /** Options shared by the metrics. */
 export interface MetricOptions {
@@ -80,7 +74,7 @@ export class MaskStats {
   union = 0;
 
   /** Scores one prediction against its ground truth and records it. */
-  add(pred: Mask8, gt: Mask8, opts: MetricOptions = {}, name = ""): ImageStats {
+  add(pred: Mask, gt: Mask, opts: MetricOptions = {}, name = ""): ImageStats {
     const row = { name, iou: iou(pred, gt, opts), mba: mba(pred, gt, opts) };
     this.intersection += row.iou.intersection;
     this.union += row.iou.union;
