@@ -6,3 +6,4 @@ export * from "./conv";
 export * from "./pool";
 export * from "./resize";
 export * from "./cam";
+export * from "./window";

@@ -7,10 +7,18 @@
 
 import { compileKernels, instantiateKernels, type KernelBuild } from "./engine/wasm.ts";
 import { Arena } from "./engine/arena.ts";
-import { loadNetwork, type Network } from "./model/network.ts";
+import { loadNetwork } from "./model/network.ts";
 import { loadModelWeights, type ModelWeights } from "./weights/model_weights.ts";
 import { WeightsError } from "./weights/safetensors.ts";
-import { type Progress, refineDense } from "./pipeline/refine_dense.ts";
+import {
+  type Progress,
+  refineScheduled,
+  type ScheduleOptions,
+  type UnitRunner,
+} from "./pipeline/refine.ts";
+import { type UnitContext, unitContext } from "./pipeline/unit.ts";
+import { InlineRunner, WorkerPool, workersAvailable } from "./workers/pool.ts";
+import type { WorkerFault } from "./workers/protocol.ts";
 import { CrispmaskError } from "./errors.ts";
 import { binarise, checkAspect, foregroundBox, resizeNearest } from "./mask_ops.ts";
 import { checkImage, checkMask, type Mask, type RgbImage } from "./types.ts";
@@ -28,6 +36,13 @@ export interface RefinerOptions {
   build?: KernelBuild;
   /** largest image accepted, in pixels (default 100 megapixels) */
   maxPixels?: number;
+  /**
+   * worker threads (default: one per core, `navigator.hardwareConcurrency`);
+   * 0 runs on the calling thread, as it does where `Worker` does not exist or
+   * (by default only) where workers cannot start, e.g. in Deno without read
+   * access to the module's src/ folder. Results are identical for every count.
+   */
+  workers?: number;
 }
 
 /** Options of one `refine` call. */
@@ -38,12 +53,20 @@ export interface RefineOptions {
   onProgress?: (p: Progress) => void;
   /** "soft" 8-bit probabilities (default) or "binary" 0/255 */
   output?: "soft" | "binary";
+  /**
+   * run the network on every pixel of every stage (default false: after the
+   * first stage, only tiles near the uncertain band of the previous
+   * prediction run; confident tiles keep it)
+   */
+  dense?: boolean;
 }
 
 /** Refines coarse masks; create with `createRefiner`, end with `dispose`. */
 export interface Refiner {
   /** the kernel build in use */
   readonly build: KernelBuild;
+  /** worker threads it runs on (0: the calling thread) */
+  readonly workers: number;
   /** the weights' provenance (training data, steps, metrics) */
   readonly provenance: Readonly<Record<string, unknown>>;
   /**
@@ -61,46 +84,122 @@ export const TINY_OBJECT = 32;
 const DEFAULT_MAX_PIXELS = 100_000_000;
 
 /** Creates a refiner with the bundled weights (or the given ones). */
-export async function createRefiner(options: RefinerOptions = {}): Promise<Refiner> {
-  const weights = await readWeights(options.weights);
-  const km = await compileKernels(options.build);
-  const k = instantiateKernels(km);
-  const arena = new Arena(k.memory, k.exports.heapBase());
-  const net = loadNetwork(k, arena, weights);
-  return new InlineRefiner(net, weights, options.maxPixels ?? DEFAULT_MAX_PIXELS);
+export function createRefiner(options: RefinerOptions = {}): Promise<Refiner> {
+  return createRefinerWith(options, {});
 }
 
-class InlineRefiner implements Refiner {
-  #net: Network | null;
+/**
+ * Test and benchmark hooks, not part of the public API (mod.ts does not
+ * export them).
+ */
+export interface RefinerInternals {
+  /** make a worker fail on purpose */
+  fault?: WorkerFault;
+  /** scheduler settings for every call (first-stage size, strip rows, statistics...) */
+  schedule?: Omit<ScheduleOptions, "signal" | "onProgress" | "dense">;
+}
+
+/** `createRefiner` with test and benchmark hooks. */
+export async function createRefinerWith(
+  options: RefinerOptions,
+  internals: RefinerInternals,
+): Promise<Refiner> {
+  const weightsBytes = await readWeightBytes(options.weights);
+  const weights = parseWeights(weightsBytes.bytes, weightsBytes.name);
+  const km = await compileKernels(options.build);
+  const k = instantiateKernels(km);
+  const host = unitContext(loadNetwork(k, new Arena(k.memory, k.exports.heapBase()), weights));
+  const count = options.workers ?? defaultWorkers();
+  if (!Number.isInteger(count) || count < 0) {
+    throw new CrispmaskError("bad-input", `workers must be a non-negative integer, got ${count}`);
+  }
+  let runner: UnitRunner & { terminate?: () => void } = new InlineRunner(host);
+  if (count > 0 && workersAvailable()) {
+    try {
+      runner = await WorkerPool.create({
+        size: count,
+        module: km,
+        weights: weightsBytes.bytes,
+        fault: internals.fault,
+      });
+    } catch (err) {
+      // Workers that cannot start (e.g. Deno without read access to src/workers/) fail the
+      // call when they were asked for; by default the refiner runs on this thread instead.
+      if (options.workers !== undefined) throw err;
+    }
+  }
+  return new ScheduledRefiner(
+    host,
+    runner,
+    weights,
+    options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    internals.schedule ?? {},
+  );
+}
+
+function defaultWorkers(): number {
+  const n = typeof navigator !== "undefined" ? navigator.hardwareConcurrency : undefined;
+  return typeof n === "number" && n >= 1 ? Math.floor(n) : 1;
+}
+
+class ScheduledRefiner implements Refiner {
+  #host: UnitContext | null;
+  #runner: UnitRunner & { terminate?: () => void };
   #maxPixels: number;
+  #schedule: RefinerInternals["schedule"];
+  /** calls run one after another: memory stays that of one image */
+  #queue: Promise<unknown> = Promise.resolve();
   readonly build: KernelBuild;
+  readonly workers: number;
   readonly provenance: Readonly<Record<string, unknown>>;
 
-  constructor(net: Network, weights: ModelWeights, maxPixels: number) {
-    this.#net = net;
+  constructor(
+    host: UnitContext,
+    runner: UnitRunner & { terminate?: () => void },
+    weights: ModelWeights,
+    maxPixels: number,
+    schedule: RefinerInternals["schedule"],
+  ) {
+    this.#host = host;
+    this.#runner = runner;
     this.#maxPixels = maxPixels;
-    this.build = net.kernels.build;
+    this.#schedule = schedule;
+    this.build = host.net.kernels.build;
+    this.workers = runner instanceof WorkerPool ? runner.concurrency : 0;
     this.provenance = weights.provenance;
   }
 
   refine(image: RgbImage, coarse: Mask, options: RefineOptions = {}): Promise<Mask> {
-    try {
-      return Promise.resolve(this.#refine(image, coarse, options));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const run = this.#queue.then(() => this.#refine(image, coarse, options));
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
-  #refine(image: RgbImage, coarse: Mask, options: RefineOptions): Mask {
-    const net = this.#net;
-    if (!net) throw new CrispmaskError("disposed", "this refiner was disposed");
+  async #refine(image: RgbImage, coarse: Mask, options: RefineOptions): Promise<Mask> {
+    const host = this.#host;
+    if (!host) throw new CrispmaskError("disposed", "this refiner was disposed");
     validateInputs(image, coarse, this.#maxPixels);
-    const out = passThrough(image, coarse) ?? runAbortable(() => refineDense(net, image, coarse, options));
+    let out = passThrough(image, coarse);
+    if (!out) {
+      const data = await runAbortable(
+        options.signal,
+        () =>
+          refineScheduled(host, this.#runner, image, coarse, "u8", {
+            ...this.#schedule,
+            dense: options.dense,
+            signal: options.signal,
+            onProgress: options.onProgress,
+          }),
+      );
+      if (!this.#host) throw new CrispmaskError("disposed", "this refiner was disposed");
+      out = { width: image.width, height: image.height, data };
+    }
     return options.output === "binary" ? binarise(out) : out;
   }
 
   dispose(): void {
-    this.#net = null;
+    this.#host = null;
+    this.#runner.terminate?.();
   }
 }
 
@@ -115,7 +214,9 @@ function validateInputs(image: RgbImage, coarse: Mask, maxPixels: number): void 
   if (pixels > maxPixels) {
     throw new CrispmaskError(
       "too-large",
-      `the image has ${(pixels / 1e6).toFixed(1)} MP, over the limit of ${(maxPixels / 1e6).toFixed(1)} MP (option maxPixels)`,
+      `the image has ${(pixels / 1e6).toFixed(1)} MP, over the limit of ${
+        (maxPixels / 1e6).toFixed(1)
+      } MP (option maxPixels)`,
     );
   }
   checkAspect(image.width, image.height, coarse.width, coarse.height);
@@ -134,35 +235,47 @@ function passThrough(image: RgbImage, coarse: Mask): Mask | null {
   return null;
 }
 
-function runAbortable(f: () => Mask): Mask {
+/** Runs `f`; a rejection caused by `signal` becomes CrispmaskError("aborted"). */
+async function runAbortable<T>(signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> {
   try {
-    return f();
+    return await f();
   } catch (err) {
-    if (err instanceof DOMException && err.name === "AbortError") {
-      throw new CrispmaskError("aborted", "refinement aborted", { cause: err });
-    }
-    if (err instanceof Error && err.name === "AbortError") {
+    const abortError = (err instanceof DOMException || err instanceof Error) &&
+      err.name === "AbortError";
+    if (abortError || (signal?.aborted && err === signal.reason)) {
       throw new CrispmaskError("aborted", "refinement aborted", { cause: err });
     }
     throw err;
   }
 }
 
-async function readWeights(source: WeightsSource | undefined): Promise<ModelWeights> {
-  const url = source === undefined ? new URL("../weights/crm-lite.safetensors", import.meta.url) : source;
-  let bytes: Uint8Array;
+async function readWeightBytes(
+  source: WeightsSource | undefined,
+): Promise<{ bytes: Uint8Array; name: string }> {
+  const url = source === undefined
+    ? new URL("../weights/crm-lite.safetensors", import.meta.url)
+    : source;
   const name = url instanceof Uint8Array ? "weights bytes" : String(url);
   try {
-    bytes = url instanceof Uint8Array ? url : await readBytes(url);
+    return { bytes: url instanceof Uint8Array ? url : await readBytes(url), name };
   } catch (err) {
-    throw new CrispmaskError("weights", `cannot read the weights ${name}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new CrispmaskError(
+      "weights",
+      `cannot read the weights ${name}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
+}
+
+function parseWeights(bytes: Uint8Array, name: string): ModelWeights {
   try {
     return loadModelWeights(bytes, name);
   } catch (err) {
-    if (err instanceof WeightsError) throw new CrispmaskError("weights", err.message, { cause: err });
+    if (err instanceof WeightsError) {
+      throw new CrispmaskError("weights", err.message, { cause: err });
+    }
     throw err;
   }
 }

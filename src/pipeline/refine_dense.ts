@@ -1,9 +1,15 @@
 /**
- * Dense multi-resolution refinement of one image on one kernel instance:
- * train/model.py's `refine`, stage by stage. Each stage resizes the image to
- * its size, encodes it with the previous stage's probability as the mask,
- * and queries the implicit function at the next stage's size (the last at
- * full size), in row chunks.
+ * The whole-image reference pipeline: train/model.py's `refine` on one
+ * kernel instance, stage by stage, the simplest way. Each stage resizes the
+ * full float image to its size, encodes all of it with the previous stage's
+ * probability as the mask, and queries the implicit function at the next
+ * stage's size (the last at full size), in row chunks.
+ *
+ * It holds full-size float copies and runs on one thread: the library uses
+ * the scheduler (src/pipeline/refine.ts: strips, tiles, workers, bounded
+ * memory) instead. This stays as the oracle the scheduler is tested
+ * against bit for bit (tests/pipeline_test.ts), itself checked against
+ * PyTorch (tests/parity_test.ts).
  *
  * @module
  */
@@ -15,18 +21,11 @@ import { encode, type Network, query } from "../model/network.ts";
 import { encoderInputFromUnit, maskToUnit, rgbToUnit } from "../model/layout.ts";
 import type { Mask, RgbImage } from "../types.ts";
 import { querySizes, type StageSize, stageSizes } from "./schedule.ts";
-
-/** Progress of a refinement: `done` of `total` work units (target rows). */
-export interface Progress {
-  stage: number;
-  stages: number;
-  done: number;
-  total: number;
-}
+import type { Progress } from "./refine.ts";
 
 /** Options of `refineDense`. */
 export interface DenseOptions {
-  /** called after each chunk of target rows */
+  /** called after each chunk of target rows (`done`/`total` in target pixels) */
   onProgress?: (p: Progress) => void;
   /** checked between chunks; aborts with its reason */
   signal?: AbortSignal;
@@ -40,12 +39,21 @@ export interface DenseOptions {
  * Refines `coarse` (any size with the image's aspect ratio, soft or binary)
  * into a soft 8-bit mask at the image's full size.
  */
-export function refineDense(net: Network, image: RgbImage, coarse: Mask, opts: DenseOptions = {}): Mask {
+export function refineDense(
+  net: Network,
+  image: RgbImage,
+  coarse: Mask,
+  opts: DenseOptions = {},
+): Mask {
   const k = net.kernels;
   return runStages(net, image, coarse, opts, (logits, n) => {
     const bytes = net.arena.bytes(n);
     sigmoidToU8(k, logits.ptr, bytes, n);
-    return { width: image.width, height: image.height, data: new Uint8Array(k.memory.buffer, bytes, n).slice() };
+    return {
+      width: image.width,
+      height: image.height,
+      data: new Uint8Array(k.memory.buffer, bytes, n).slice(),
+    };
   });
 }
 
@@ -70,7 +78,7 @@ function runStages<T>(
   const H = image.height, W = image.width;
   const stages = stageSizes(H, W, opts.baseLongSide ?? config.base_long_side);
   const queries = querySizes(stages);
-  const total = queries.reduce((s, [h]) => s + h, 0);
+  const total = queries.reduce((s, [h, w]) => s + h * w, 0);
   const chunk = opts.chunkRows ?? 64;
   const top = arena.mark();
   try {
@@ -91,7 +99,7 @@ function runStages<T>(
         const rows = Math.min(chunk, th - y0);
         const out = { ptr: logits.ptr + 4 * y0 * tw, length: rows * tw };
         query(net, proj, { gridH: th, gridW: tw, y0, x0: 0, h: rows, w: tw }, out);
-        done += rows;
+        done += rows * tw;
         opts.onProgress?.({ stage: s, stages: stages.length, done, total });
       }
       arena.release(mark);
@@ -109,7 +117,13 @@ function runStages<T>(
 }
 
 /** Encodes one stage: image and mask at the stage's size, normalised. */
-function encodeStage(net: Network, rgb: F32Buffer, full: StageSize, mask: F32Buffer, size: StageSize) {
+function encodeStage(
+  net: Network,
+  rgb: F32Buffer,
+  full: StageSize,
+  mask: F32Buffer,
+  size: StageSize,
+) {
   const { arena } = net;
   const [h, w] = size;
   const img = resized(net, rgb, full, size, 3);
@@ -119,7 +133,13 @@ function encodeStage(net: Network, rgb: F32Buffer, full: StageSize, mask: F32Buf
 }
 
 /** `src` (from size, `channels`) resized to `to`, in a new arena buffer (or `src` itself). */
-function resized(net: Network, src: F32Buffer, from: StageSize, to: StageSize, channels: number): F32Buffer {
+function resized(
+  net: Network,
+  src: F32Buffer,
+  from: StageSize,
+  to: StageSize,
+  channels: number,
+): F32Buffer {
   if (from[0] === to[0] && from[1] === to[1]) return src;
   const dst = net.arena.f32(to[0] * to[1] * channels);
   resize(
