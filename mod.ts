@@ -15,27 +15,7 @@
  * @module
  */
 
-export {
-  createRefiner,
-  type Progress,
-  type RefineOptions,
-  type Refiner,
-  type RefinerOptions,
-  TINY_OBJECT,
-  type WeightsSource,
-} from "./src/refiner.ts";
-export { CrispmaskError, type ErrorCode } from "./src/errors.ts";
-export type { Mask, RgbImage } from "./src/types.ts";
-export type { KernelBuild } from "./src/engine/wasm.ts";
-export {
-  type ImageStats,
-  iou,
-  type IouResult,
-  mba,
-  type MbaResult,
-  MaskStats,
-  type MetricOptions,
-} from "./src/metrics/mod.ts";
+export * from "./src/api.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");

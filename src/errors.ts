@@ -18,6 +18,7 @@ export type ErrorCode =
 export class CrispmaskError extends Error {
   /** what went wrong */
   readonly code: ErrorCode;
+  /** An error with `code`; `options.cause` keeps the underlying error. */
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "CrispmaskError";

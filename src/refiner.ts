@@ -11,9 +11,9 @@ import { loadNetwork } from "./model/network.ts";
 import { loadModelWeights, type ModelWeights } from "./weights/model_weights.ts";
 import { WeightsError } from "./weights/safetensors.ts";
 import {
-  type Progress,
   refineScheduled,
   type ScheduleOptions,
+  type StageStats,
   type UnitRunner,
 } from "./pipeline/refine.ts";
 import { type UnitContext, unitContext } from "./pipeline/unit.ts";
@@ -22,8 +22,19 @@ import type { WorkerFault } from "./workers/protocol.ts";
 import { CrispmaskError } from "./errors.ts";
 import { binarise, checkAspect, foregroundBox, resizeNearest } from "./mask_ops.ts";
 import { checkImage, checkMask, type Mask, type RgbImage } from "./types.ts";
+import { readBytes } from "./platform/read.ts";
 
-export type { Progress };
+/** Progress of a `refine` call: `done` of `total` target pixels over all stages. */
+export interface Progress {
+  /** the stage running, from 0 */
+  stage: number;
+  /** stages in all (the first near the training resolution, the last at full size) */
+  stages: number;
+  /** target pixels finished, over all stages */
+  done: number;
+  /** target pixels of all stages */
+  total: number;
+}
 
 /** Where the weights come from: bytes, or a URL / path of a safetensors file. */
 export type WeightsSource = Uint8Array | URL | string;
@@ -43,6 +54,13 @@ export interface RefinerOptions {
    * access to the module's src/ folder. Results are identical for every count.
    */
   workers?: number;
+  /**
+   * bytes that the refiner's WebAssembly memories may grow to, all together
+   * (this thread's and each worker's; they never shrink): work units are
+   * sized to fit (default: 96 MiB of work per unit). The images passed in
+   * and the mask returned are not counted.
+   */
+  memoryBudget?: number;
 }
 
 /** Options of one `refine` call. */
@@ -59,7 +77,12 @@ export interface RefineOptions {
    * prediction run; confident tiles keep it)
    */
   dense?: boolean;
+  /** called after each stage with its figures (size, time, pixels evaluated) */
+  onStage?: (stage: StageReport) => void;
 }
+
+/** What one stage did: `RefineOptions.onStage` receives one per stage, in order. */
+export type StageReport = Readonly<StageStats>;
 
 /** Refines coarse masks; create with `createRefiner`, end with `dispose`. */
 export interface Refiner {
@@ -128,13 +151,44 @@ export async function createRefinerWith(
       if (options.workers !== undefined) throw err;
     }
   }
+  const schedule = { ...internals.schedule };
+  if (options.memoryBudget !== undefined && schedule.unitBytes === undefined) {
+    schedule.unitBytes = unitBytesWithin(options.memoryBudget, runner, k.memory.buffer.byteLength);
+  }
   return new ScheduledRefiner(
     host,
     runner,
     weights,
     options.maxPixels ?? DEFAULT_MAX_PIXELS,
-    internals.schedule ?? {},
+    schedule,
   );
+}
+
+/** Smallest work a unit may be given: below it, halos cost more than the work. */
+const MIN_UNIT_BYTES = 8 * 2 ** 20;
+
+/**
+ * The unit size that keeps every instance's memory within `budget` in all:
+ * each instance holds the packed weights (`base`, as measured on this
+ * thread's), and units run on the workers, or on this thread without them.
+ */
+function unitBytesWithin(
+  budget: number,
+  runner: UnitRunner & { terminate?: () => void },
+  base: number,
+): number {
+  const runners = runner instanceof WorkerPool ? runner.concurrency : 1;
+  const instances = runner instanceof WorkerPool ? runners + 1 : 1;
+  const unit = Math.floor((budget - instances * base) / runners);
+  if (!(unit >= MIN_UNIT_BYTES)) {
+    runner.terminate?.();
+    const least = instances * base + runners * MIN_UNIT_BYTES;
+    throw new CrispmaskError(
+      "bad-input",
+      `memoryBudget ${budget} is too small for ${instances} instance(s): at least ${least} bytes`,
+    );
+  }
+  return unit;
 }
 
 function defaultWorkers(): number {
@@ -189,6 +243,7 @@ class ScheduledRefiner implements Refiner {
             dense: options.dense,
             signal: options.signal,
             onProgress: options.onProgress,
+            onStage: options.onStage,
           }),
       );
       if (!this.#host) throw new CrispmaskError("disposed", "this refiner was disposed");
@@ -278,14 +333,4 @@ function parseWeights(bytes: Uint8Array, name: string): ModelWeights {
     }
     throw err;
   }
-}
-
-async function readBytes(src: URL | string): Promise<Uint8Array> {
-  const isUrl = src instanceof URL || /^(file|https?|blob|data):/.test(src);
-  if (!isUrl && typeof Deno !== "undefined") return await Deno.readFile(src);
-  const url = src instanceof URL ? src : new URL(src);
-  if (url.protocol === "file:" && typeof Deno !== "undefined") return await Deno.readFile(url);
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
 }

@@ -6,8 +6,15 @@
  * relaxed-SIMD instruction, never by the runtime's name: any engine that
  * validates it can run the faster build.
  *
+ * The bytes come from build/wasm/ when running from source, or from inside
+ * the file when running a bundle (src/platform/embedded.ts).
+ *
  * @module
  */
+
+import { decodeBase64 } from "../platform/base64.ts";
+import { embedded } from "../platform/embedded.ts";
+import { readBytes } from "../platform/read.ts";
 
 /** Which compiled build of the kernels runs. */
 export type KernelBuild = "relaxed-simd" | "simd";
@@ -63,14 +70,16 @@ const FILE_OF: Record<KernelBuild, string> = {
   "simd": "kernels-simd.wasm",
 };
 
-/** Reads the compiled bytes of a build from `build/wasm/` (run `deno task build` first). */
+/**
+ * The compiled bytes of a build: embedded in a bundle, otherwise read from
+ * `build/wasm/` (run `deno task build` first).
+ */
 export async function readKernelBytes(build: KernelBuild): Promise<Uint8Array> {
+  const inline = embedded.kernels?.[build];
+  if (inline !== undefined) return decodeBase64(inline);
   const url = new URL(`../../build/wasm/${FILE_OF[build]}`, import.meta.url);
   try {
-    if (url.protocol === "file:" && typeof Deno !== "undefined") return await Deno.readFile(url);
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
+    return await readBytes(url);
   } catch (err) {
     throw new Error(
       `cannot read the kernel module ${url.href} (${(err as Error).message}); run \`deno task build\``,

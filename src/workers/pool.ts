@@ -8,6 +8,10 @@
  * needed, so this works in browser pages without cross-origin isolation.
  * Units carry their own crops (transferred, not copied).
  *
+ * From source a worker starts from src/workers/worker.ts; a bundle embeds
+ * the worker's code (src/platform/embedded.ts) and starts it from a Blob
+ * URL, so the one file needs nothing beside it.
+ *
  * Failure rules: a unit that throws in a worker rejects its `run` with a
  * CrispmaskError("worker") carrying the worker's message; a worker that dies
  * (an uncaught error) rejects the unit it was running the same way and is
@@ -23,6 +27,7 @@ import type { KernelModule } from "../engine/wasm.ts";
 import type { UnitRunner } from "../pipeline/refine.ts";
 import { runUnit, type UnitContext, type UnitJob, type UnitResult } from "../pipeline/unit.ts";
 import type { FromWorker, ToWorker, WorkerFault } from "./protocol.ts";
+import { embedded } from "../platform/embedded.ts";
 
 /** Options of `WorkerPool.create`. */
 export interface PoolOptions {
@@ -55,6 +60,17 @@ interface Slot {
 /** True where this runtime can start module workers. */
 export function workersAvailable(): boolean {
   return typeof Worker !== "undefined";
+}
+
+let blobUrl: string | undefined;
+
+/** Where a worker's module comes from: the embedded source of a bundle, or worker.ts. */
+function workerUrl(): URL | string {
+  const source = embedded.worker;
+  if (source === undefined) return new URL("./worker.ts", import.meta.url);
+  // one URL for the life of the process: every pool's workers share it
+  blobUrl ??= URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  return blobUrl;
 }
 
 /** A fixed-size pool of workers that run units. */
@@ -128,7 +144,7 @@ export class WorkerPool implements UnitRunner {
   }
 
   #spawn(): Promise<void> {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(workerUrl(), { type: "module" });
     const index = this.#spawned++;
     const fault = this.#opts.fault;
     const slot: Slot = { worker, ready: false, task: null };
