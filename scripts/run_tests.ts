@@ -5,7 +5,15 @@
  * Usage: deno task test [extra deno test args]
  */
 
-const args = ["test", "--allow-read", "--allow-write", "--allow-env", "--allow-run", ...Deno.args];
+const args = [
+  "test",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net=127.0.0.1", // tests that start a server talk to it on loopback only
+  ...Deno.args,
+];
 if (!Deno.args.some((a) => !a.startsWith("-"))) args.push("tests/");
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" }).spawn();
 
