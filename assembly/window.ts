@@ -9,37 +9,17 @@
 // caller (src/engine/kernels/window.ts) guarantees that every source pixel a
 // window reads lies inside the source window.
 
-import { madd } from "./simd";
+import {
+  bilinearScalar,
+  bilinearVec,
+  binEnd,
+  binStart,
+  srcIndex,
+  srcLambda,
+} from "./sampling";
 
 // --------------------------------------------------------------------------
 // bilinear (half-pixel centres), PyTorch's convention as in resize.ts
-
-// @ts-ignore: decorator
-@inline
-function srcPos(scale: f32, dst: i32): f64 {
-  const s = <f64> scale * (<f64> dst + 0.5) - 0.5;
-  return s < 0 ? 0 : s;
-}
-
-// @ts-ignore: decorator
-@inline
-function srcIndex(scale: f32, dst: i32, inSize: i32): i32 {
-  const i = <i32> srcPos(scale, dst);
-  return i < inSize - 1 ? i : inSize - 1;
-}
-
-// @ts-ignore: decorator
-@inline
-function srcLambda(scale: f32, dst: i32, i0: i32): f32 {
-  const l = srcPos(scale, dst) - <f64> i0;
-  return <f32> (l < 0 ? 0 : (l > 1 ? 1 : l));
-}
-
-// @ts-ignore: decorator
-@inline
-function fma32(a: f32, b: f32, c: f32): f32 {
-  return <f32> (<f64> a * <f64> b + <f64> c);
-}
 
 /**
  * Bilinear resize of an inH x inW grid to an outH x outW grid, for the output
@@ -76,37 +56,6 @@ export function resizeBilinearWindow(
       if (C >= 4) bilinearVec(a, a + dx, b, b + dx, o, C, <f32> 1 - lx, lx, <f32> 1 - ly, ly);
       else bilinearScalar(a, a + dx, b, b + dx, o, C, <f32> 1 - lx, lx, <f32> 1 - ly, ly);
     }
-  }
-}
-
-// @ts-ignore: decorator
-@inline
-function bilinearVec(
-  p00: usize, p01: usize, p10: usize, p11: usize, o: usize, C: i32,
-  w0: f32, w1: f32, h0: f32, h1: f32,
-): void {
-  const vw0 = f32x4.splat(w0), vw1 = f32x4.splat(w1);
-  const vh0 = f32x4.splat(h0), vh1 = f32x4.splat(h1);
-  const last = <usize> (C - 4) << 2;
-  for (let c: usize = 0;; c += 16) {
-    if (c > last) c = last;
-    const top = madd(v128.load(p00 + c), vw0, f32x4.mul(v128.load(p01 + c), vw1));
-    const bot = madd(v128.load(p10 + c), vw0, f32x4.mul(v128.load(p11 + c), vw1));
-    v128.store(o + c, madd(top, vh0, f32x4.mul(bot, vh1)));
-    if (c == last) break;
-  }
-}
-
-// @ts-ignore: decorator
-@inline
-function bilinearScalar(
-  p00: usize, p01: usize, p10: usize, p11: usize, o: usize, C: i32,
-  w0: f32, w1: f32, h0: f32, h1: f32,
-): void {
-  for (let c: usize = 0; c < (<usize> C << 2); c += 4) {
-    const top = fma32(load<f32>(p00 + c), w0, load<f32>(p01 + c) * w1);
-    const bot = fma32(load<f32>(p10 + c), w0, load<f32>(p11 + c) * w1);
-    store<f32>(o + c, fma32(top, h0, bot * h1));
   }
 }
 
@@ -168,18 +117,6 @@ export function maxPoolWindow(
 // (train/model.py divides by 255 before resizing) — without a float copy of
 // the full-size image. Averaging bytes first and dividing after would differ
 // in the last bits.
-
-// @ts-ignore: decorator
-@inline
-function binStart(i: i32, inSize: i32, outSize: i32): i32 {
-  return <i32> ((<i64> i * <i64> inSize) / <i64> outSize);
-}
-
-// @ts-ignore: decorator
-@inline
-function binEnd(i: i32, inSize: i32, outSize: i32): i32 {
-  return <i32> ((<i64> (i + 1) * <i64> inSize + <i64> outSize - 1) / <i64> outSize);
-}
 
 /**
  * Area resize (adaptive average pooling) of C channels of 8-bit pixels
