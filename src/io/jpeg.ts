@@ -18,6 +18,8 @@ import type { Raster } from "./raster.ts";
 export { isJpeg } from "./jpeg_segments.ts";
 
 let ready: Promise<void> | null = null;
+/** The compiled decoder, kept so that a fresh instance costs no compilation. */
+let compiled: WebAssembly.Module | undefined;
 
 /**
  * The decoder's last message. libjpeg reports errors and warnings by writing
@@ -33,7 +35,7 @@ let lastMessage = "";
  */
 export function initJpegDecoder(module?: WebAssembly.Module): Promise<void> {
   ready ??= (async () => {
-    const wasm = module ?? await defaultModule();
+    const wasm = module ?? (compiled ??= await defaultModule());
     // @jsquash/jpeg's types omit the (module) overload that its code accepts
     const init = initMozJpeg as unknown as (
       m: WebAssembly.Module | undefined,
@@ -121,8 +123,22 @@ export async function decodeJpeg(bytes: Uint8Array): Promise<Raster> {
     img = await decodeMozJpeg(wholeBuffer(bytes));
   } catch (err) {
     throw new Error(`JPEG decoder failed: ${lastMessage || describe(err)}`, { cause: err });
+  } finally {
+    // A WebAssembly memory never shrinks: after a large image the decoder would hold its
+    // peak (coefficients of a progressive 24 MP photo, the output) for the process's life.
+    // Replacing the instance with a fresh one lets this one, and its memory, be collected.
+    if (largeImage(bytes)) {
+      ready = null;
+      initJpegDecoder().catch(() => {}); // a failure surfaces at the next decode
+    }
   }
   return { width: img.width, height: img.height, channels: 4, data: img.data };
+}
+
+/** Images whose decoding grows the decoder's memory past what is worth keeping (4 MP). */
+function largeImage(bytes: Uint8Array): boolean {
+  const { width, height } = jpegSize(bytes);
+  return width * height > 4_000_000;
 }
 
 /** The bytes as an ArrayBuffer of exactly their length (no copy when already so). */
