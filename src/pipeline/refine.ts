@@ -93,6 +93,8 @@ export interface ScheduleOptions {
   unitBytes?: number;
   /** tiles and thresholds of the sparsity */
   sparsity?: Partial<SparsityOptions>;
+  /** called with each stage's statistics when it ends */
+  onStage?: (stats: StageStats) => void;
   /** filled with per-stage statistics */
   stats?: StageStats[];
 }
@@ -240,6 +242,7 @@ export async function runStage(
   await running;
   stats.ms = performance.now() - t0;
   opts.stats?.push(stats);
+  opts.onStage?.({ ...stats });
   return out.result;
 }
 
