@@ -116,6 +116,8 @@ Deno.test({
         dir,
         "--workers",
         "1",
+        "--methods",
+        "coarse,guided,sparse,dense",
         "--panels",
         panels,
         "--json",
@@ -270,6 +272,8 @@ Deno.test("quality benchmark: --ignore and --limit; bad command lines are usage 
     await Deno.remove(dir, { recursive: true });
   }
   assertThrows(() => parseCommandLine(["--methods", "coarse,crm"]), UsageError);
+  // dense inference is opt-in: the default run stays within 10 minutes on the eval sets
+  assertEquals(parseCommandLine([]).options.methods, ["coarse", "guided", "sparse"]);
   assertThrows(() => parseCommandLine(["--limit", "0"]), UsageError);
   assertThrows(() => parseCommandLine(["--ignore", "grabcut"]), UsageError);
   assertThrows(() => parseCommandLine(["--bogus"]), UsageError);
