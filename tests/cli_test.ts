@@ -129,6 +129,19 @@ Deno.test("refines the example: mask at the image's size, --json report, overlay
     assertEquals(report.overlay, `${dir}/view.png`);
     assert(["relaxed-simd", "simd"].includes(report.build));
     assert(Number.isInteger(report.stages) && report.stages >= 1, `stages ${report.stages}`);
+    // one detail per stage; the last is queried at full size; the first stage is dense
+    assertEquals(report.stage_details.length, report.stages);
+    assertEquals(report.stage_details.at(-1).query, "600x400");
+    const [first] = report.stage_details;
+    assertEquals([first.sparse, first.active_tiles], [false, 1]);
+    const [qw, qh] = first.query.split("x").map(Number);
+    assertEquals(first.pixels_evaluated, qw * qh);
+    assertEquals(
+      report.pixels_evaluated,
+      report.stage_details.reduce((a: number, d: { pixels_evaluated: number }) =>
+        a + d.pixels_evaluated, 0),
+    );
+    for (const d of report.stage_details) assert(d.ms > 0, `stage ms ${d.ms}`);
     for (const k of ["read", "decode", "load", "refine", "encode", "write", "total"]) {
       assert(typeof report.timings_ms[k] === "number" && report.timings_ms[k] >= 0, k);
     }

@@ -15,6 +15,7 @@ import {
   type Progress,
   type RefineOptions,
   type RefinerOptions,
+  type StageReport,
 } from "../refiner.ts";
 import type { Mask } from "../types.ts";
 import {
@@ -60,6 +61,17 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/** One stage in `--json`'s report. */
+export interface StageDetail {
+  encoder: string;
+  query: string;
+  sparse: boolean;
+  ms: number;
+  pixels_evaluated: number;
+  /** share of the query grid's tiles that ran (1 when dense) */
+  active_tiles: number;
+}
+
 /** What `--json` prints. */
 export interface Report {
   image: {
@@ -78,6 +90,10 @@ export interface Report {
   stages: number;
   workers: number | null;
   dense: boolean;
+  /** each stage: encoder and query sizes (width x height), wall time, pixels the network evaluated */
+  stage_details: StageDetail[];
+  /** pixels the network evaluated over all stages (the rest kept the upsampled prediction) */
+  pixels_evaluated: number;
   /** wall-clock milliseconds of each step; `total` covers the whole command */
   timings_ms: {
     read: number;
@@ -109,7 +125,11 @@ async function refineCommand(cmd: RefineCommand): Promise<Report> {
   checkFits(image, coarse, cmd);
   const decode = clock.lap();
 
-  const { mask, build, stages, load, refine } = await runRefiner(image, coarse.mask, cmd);
+  const { mask, build, stages, details, load, refine } = await runRefiner(
+    image,
+    coarse.mask,
+    cmd,
+  );
   clock.lap();
 
   const outputs: OutputFile[] = [{ path: cmd.output, bytes: encodeMaskPng(mask) }];
@@ -143,6 +163,8 @@ async function refineCommand(cmd: RefineCommand): Promise<Report> {
     stages,
     workers: cmd.workers ?? null,
     dense: cmd.dense,
+    stage_details: details,
+    pixels_evaluated: details.reduce((a, d) => a + d.pixels_evaluated, 0),
     timings_ms: { read, decode, load, refine, encode, write, total: clock.total() },
   };
 }
@@ -157,6 +179,7 @@ async function runRefiner(image: DecodedImage, coarse: Mask, cmd: RefineCommand)
   const load = clock.lap();
   const bar = cmd.quiet || !process.stderr.isTTY ? SILENT : progressBar(process.stderr);
   let stages = 0;
+  const details: StageDetail[] = [];
   try {
     const options: RefineOptions & { dense?: boolean } = {
       output: cmd.binary ? "binary" : "soft",
@@ -164,10 +187,11 @@ async function runRefiner(image: DecodedImage, coarse: Mask, cmd: RefineCommand)
         stages = p.stages;
         bar.update(p);
       },
+      onStage: (s: StageReport) => details.push(stageDetail(s)),
     };
     if (cmd.dense) options.dense = true;
     const mask = await refiner.refine(image.image, coarse, options);
-    return { mask, build: refiner.build, stages, load, refine: clock.lap() };
+    return { mask, build: refiner.build, stages, details, load, refine: clock.lap() };
   } finally {
     bar.stop();
     refiner.dispose();
@@ -198,6 +222,18 @@ function checkFits(image: DecodedImage, coarse: DecodedMask, cmd: RefineCommand)
         `(${image.orientation}) turns it upright: if the mask was made from the stored pixels, add --ignore-exif`,
     );
   }
+}
+
+function stageDetail(s: StageReport): StageDetail {
+  const wxh = ([h, w]: readonly [number, number]) => `${w}x${h}`;
+  return {
+    encoder: wxh(s.size),
+    query: wxh(s.target),
+    sparse: s.sparse,
+    ms: Math.round(s.ms * 10) / 10,
+    pixels_evaluated: s.queried,
+    active_tiles: Math.round(s.activeTiles * 1e4) / 1e4,
+  };
 }
 
 function size(x: { width: number; height: number }): { width: number; height: number } {

@@ -32,7 +32,8 @@ Options:
   --max-pixels <N>    refuse larger images (default 100M); 24000000 or 24M
   --ignore-exif       keep a JPEG's stored pixel order: use when the coarse
                       mask was made by a tool that ignores EXIF orientation
-  --json              print a JSON report (sizes, timings, stages) on stdout
+  --json              print a JSON report (sizes, timings per step and per stage,
+                      pixels the network evaluated) on stdout
   -q, --quiet         no progress bar and no summary line
   -h, --help          this help
 
