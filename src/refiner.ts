@@ -13,6 +13,7 @@ import { WeightsError } from "./weights/safetensors.ts";
 import {
   refineScheduled,
   type ScheduleOptions,
+  type StageStats,
   type UnitRunner,
 } from "./pipeline/refine.ts";
 import { type UnitContext, unitContext } from "./pipeline/unit.ts";
@@ -76,7 +77,12 @@ export interface RefineOptions {
    * prediction run; confident tiles keep it)
    */
   dense?: boolean;
+  /** called after each stage with its figures (size, time, pixels evaluated) */
+  onStage?: (stage: StageReport) => void;
 }
+
+/** What one stage did: `RefineOptions.onStage` receives one per stage, in order. */
+export type StageReport = Readonly<StageStats>;
 
 /** Refines coarse masks; create with `createRefiner`, end with `dispose`. */
 export interface Refiner {
@@ -237,6 +243,7 @@ class ScheduledRefiner implements Refiner {
             dense: options.dense,
             signal: options.signal,
             onProgress: options.onProgress,
+            onStage: options.onStage,
           }),
       );
       if (!this.#host) throw new CrispmaskError("disposed", "this refiner was disposed");
