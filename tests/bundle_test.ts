@@ -138,6 +138,7 @@ const _typesAgree: [
   Same<Declared.Progress, Mod.Progress>,
   Same<Declared.RefinerOptions, Mod.RefinerOptions>,
   Same<Declared.RefineOptions, Mod.RefineOptions>,
+  Same<Declared.StageReport, Mod.StageReport>,
   Same<Declared.Refiner, Mod.Refiner>,
   Same<Declared.ErrorCode, Mod.ErrorCode>,
   Same<Declared.MetricOptions, Mod.MetricOptions>,
@@ -154,6 +155,7 @@ const _typesAgree: [
   Same<typeof Declared.MaskStats, typeof Mod.MaskStats>,
   Same<Declared.MaskStats, Mod.MaskStats>,
 ] = [
+  true,
   true,
   true,
   true,

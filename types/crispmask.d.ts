@@ -73,7 +73,26 @@ export interface RefineOptions {
   output?: "soft" | "binary";
   /** run the network on every pixel of every stage (default false: boundary tiles only) */
   dense?: boolean;
+  /** called after each stage with its figures (size, time, pixels evaluated) */
+  onStage?: (stage: StageReport) => void;
 }
+
+/** What one stage did: `RefineOptions.onStage` receives one per stage, in order. */
+export type StageReport = Readonly<{
+  size: [number, number];
+  target: [number, number];
+  sparse: boolean;
+  units: number;
+  /** target pixels computed by the network */
+  queried: number;
+  /** fraction of target tiles that ran (1 for dense stages) */
+  activeTiles: number;
+  /** encoder multiply-adds planned */
+  macs: number;
+  /** largest linear memory of an instance that ran a unit, bytes */
+  memoryBytes: number;
+  ms: number;
+}>;
 
 /** Refines coarse masks; create with `createRefiner`, end with `dispose`. */
 export interface Refiner {
