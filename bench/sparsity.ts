@@ -8,7 +8,12 @@
  * Usage:
  *   deno run -A bench/sparsity.ts [DATA_DIR] [--sets grabcut,p3m,davis,carvana]
  *     [--weights weights/crm-lite.safetensors] [--workers N] [--limit N] [--json out.json]
- * DATA_DIR defaults to ../shared/data (beside the repository).
+ *     [--scale F]
+ * DATA_DIR defaults to ../shared/data (beside the repository). `--scale 2`
+ * enlarges each photo (bilinear) and its ground truth (bilinear, thresholded
+ * at 128; nearest for GrabCut's ignore band) by F before refining, to compare
+ * the two modes on 2K-4K images where more stages run sparse; the coarse mask
+ * stays at its size (the refiner resamples it).
  *
  * Images no larger than the model's first stage (long side <= 960) run one
  * stage, where sparsity does not apply: their sparse and dense results are
@@ -22,6 +27,8 @@ import { decodeImage, decodeMask } from "../src/io/image_file.ts";
 import { MaskStats } from "../src/metrics/mod.ts";
 import { createRefinerWith } from "../src/refiner.ts";
 import type { StageStats } from "../src/pipeline/refine.ts";
+import { resizeBilinear } from "../src/baselines/resample.ts";
+import type { Mask, RgbImage } from "../src/types.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -49,6 +56,7 @@ async function main(): Promise<void> {
       workers: { type: "string" },
       limit: { type: "string" },
       json: { type: "string" },
+      scale: { type: "string", default: "1" },
     },
   });
   const data = positionals[0] ?? new URL("../shared/data", ROOT).pathname;
@@ -63,11 +71,14 @@ async function main(): Promise<void> {
   const results: SetResult[] = [];
   try {
     for (const set of values.sets.split(",")) {
-      results.push(await runSet(refiner, stats, `${data}/eval/${set}`, set, values.limit));
+      results.push(
+        await runSet(refiner, stats, `${data}/eval/${set}`, set, values.limit, Number(values.scale)),
+      );
     }
   } finally {
     refiner.dispose();
   }
+  if (values.scale !== "1") console.log(`images and ground truth enlarged x${values.scale}`);
   console.log(`weights: ${values.weights}; provenance ${JSON.stringify(refiner.provenance)}`);
   console.log(
     `workers: ${refiner.workers}; load average ${
@@ -127,6 +138,7 @@ async function runSet(
   dir: string,
   set: string,
   limit?: string,
+  scale = 1,
 ): Promise<SetResult> {
   const names = [...Deno.readDirSync(`${dir}/images`)].map((e) => e.name).filter((n) =>
     /\.(jpe?g|png)$/i.test(n)
@@ -147,11 +159,13 @@ async function runSet(
   };
   for (const [i, name] of take.entries()) {
     const stem = name.replace(/\.[^.]+$/, "");
-    const { image } = await decodeImage(await Deno.readFile(`${dir}/images/${name}`), name);
-    const { mask: gt } = await decodeMask(
+    const { image: photo } = await decodeImage(await Deno.readFile(`${dir}/images/${name}`), name);
+    const { mask: gt0 } = await decodeMask(
       await Deno.readFile(`${dir}/gt/${stem}.png`),
       `${stem}.png`,
     );
+    const image = scale === 1 ? photo : enlargeImage(photo, scale);
+    const gt = scale === 1 ? gt0 : enlargeMask(gt0, image.width, image.height, opts.ignoreValue);
     const { mask: coarse } = await decodeMask(
       await Deno.readFile(`${dir}/coarse-isnet/${stem}.png`),
       `${stem}.png`,
@@ -187,6 +201,27 @@ async function runSet(
     );
   }
   return r;
+}
+
+/** The photo enlarged `f` times, bilinear per channel. */
+function enlargeImage(src: RgbImage, f: number): RgbImage {
+  const w = Math.round(src.width * f), h = Math.round(src.height * f), c = src.channels;
+  const out = new Uint8Array(w * h * 3);
+  for (let k = 0; k < 3; k++) {
+    const plane = new Float32Array(src.width * src.height);
+    for (let i = 0; i < plane.length; i++) plane[i] = src.data[i * c + k];
+    const big = resizeBilinear({ width: src.width, height: src.height, data: plane }, w, h).data;
+    for (let i = 0; i < big.length; i++) out[i * 3 + k] = Math.round(big[i]);
+  }
+  return { width: w, height: h, channels: 3, data: out };
+}
+
+/** Ground truth at w x h: bilinear and thresholded at 128, or nearest where an ignore value exists. */
+function enlargeMask(m: Mask, w: number, h: number, ignore?: number): Mask {
+  if (ignore !== undefined) return { width: w, height: h, data: resizeTo(m, w, h) };
+  const plane = Float32Array.from(m.data);
+  const big = resizeBilinear({ width: m.width, height: m.height, data: plane }, w, h).data;
+  return { width: w, height: h, data: Uint8Array.from(big, (v) => (v >= 128 ? 255 : 0)) };
 }
 
 /** Nearest-neighbour resize (coarse masks are given at full size; this only guards odd files). */
