@@ -47,6 +47,10 @@ def parse_args(argv=None):
     p.add_argument("--crop-max", type=int, default=448)
     p.add_argument("--query", type=int, default=128, help="side of the dense query window per sample")
     p.add_argument("--gap-prob", type=float, default=0.6, help="share of batches trained across a resolution gap")
+    p.add_argument("--wrong-weight", type=float, default=1.0,
+                   help="BCE weight of pixels on the wrong side of 0.5 in the coarse mask")
+    p.add_argument("--blank-prob", type=float, default=0.0,
+                   help="share of samples encoded with an uninformative coarse mask (0.5)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--seed", type=int, default=0)
@@ -67,11 +71,18 @@ def sobel(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.conv2d(x, kx, padding=1), F.conv2d(x, ky, padding=1)], dim=1)
 
 
-def refinement_loss(logits: torch.Tensor, gt: torch.Tensor) -> dict:
-    """BCE + 0.5 L1 + 0.5 L2 on the probability + 2.0 Sobel gradient L1 (CRM's weights)."""
+def refinement_loss(logits: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor | None = None) -> dict:
+    """BCE + 0.5 L1 + 0.5 L2 on the probability + 2.0 Sobel gradient L1 (CRM's weights).
+
+    ``weight`` (same shape as ``gt``) reweights the BCE per pixel, normalised
+    to mean 1 so the terms keep their balance.
+    """
     prob = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+    if weight is not None:
+        bce = bce * (weight / weight.mean())
     parts = {
-        "bce": F.binary_cross_entropy_with_logits(logits, gt),
+        "bce": bce.mean(),
         "l1": (prob - gt).abs().mean(),
         "l2": ((prob - gt) ** 2).mean(),
         "grad": (sobel(prob) - sobel(gt)).abs().mean(),
@@ -116,14 +127,25 @@ def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dic
     s = 1.0 if gen.random() >= args.gap_prob else math.exp(gen.uniform(0.0, math.log(4.0)))
     n = max(48, round(S / s))
     enc_img = resize(image, (n, n)).contiguous(memory_format=torch.channels_last)
-    enc_mask = resize(coarse, (n, n)).contiguous(memory_format=torch.channels_last)
+    # Without a coarse mask now and then, the encoder must read the photo: the first weights
+    # learned to copy and smooth the mask and ignored the image (train/README.md).
+    blank = [gen.random() < args.blank_prob for _ in range(image.shape[0])]
+    enc_coarse = coarse.clone()
+    for b, is_blank in enumerate(blank):
+        if is_blank:
+            enc_coarse[b] = 0.5
+    enc_mask = resize(enc_coarse, (n, n)).contiguous(memory_format=torch.channels_last)
     proj = model.encode(enc_img, enc_mask)
     q = min(args.query, S)
     losses = []
     for b in range(image.shape[0]):
         y0, x0 = query_window(gt[b], q, gen)
         logits = model.decoder.query(proj[b:b + 1], (S, S), (y0, x0, q, q))
-        losses.append(refinement_loss(logits, gt[b:b + 1, :, y0:y0 + q, x0:x0 + q]))
+        g = gt[b:b + 1, :, y0:y0 + q, x0:x0 + q]
+        # pixels the coarse mask gets wrong carry the signal that only the image can give
+        wrong = ((coarse[b:b + 1, :, y0:y0 + q, x0:x0 + q] > 0.5) != (g > 0.5)).float()
+        weight = None if blank[b] else 1.0 + (args.wrong_weight - 1.0) * wrong
+        losses.append(refinement_loss(logits, g, weight))
     return {k: torch.stack([d[k] for d in losses]).mean() for k in losses[0]}
 
 
