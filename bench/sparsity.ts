@@ -72,7 +72,14 @@ async function main(): Promise<void> {
   try {
     for (const set of values.sets.split(",")) {
       results.push(
-        await runSet(refiner, stats, `${data}/eval/${set}`, set, values.limit, Number(values.scale)),
+        await runSet(
+          refiner,
+          stats,
+          `${data}/eval/${set}`,
+          set,
+          values.limit,
+          Number(values.scale),
+        ),
       );
     }
   } finally {

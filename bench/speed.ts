@@ -232,11 +232,13 @@ async function encodeJpeg(image: RgbImage): Promise<Uint8Array> {
     rgba[4 * i + 2] = image.data[j + 2];
     rgba[4 * i + 3] = 255;
   }
-  // deno-lint-ignore no-explicit-any
+  // the encoder's types want a DOM ImageData; it reads only these three fields
+  const encodeRgba = encode as unknown as (
+    img: { data: Uint8ClampedArray; width: number; height: number },
+    opts: { quality: number },
+  ) => Promise<ArrayBuffer>;
   return new Uint8Array(
-    await (encode as any)({ data: rgba, width: image.width, height: image.height }, {
-      quality: 92,
-    }),
+    await encodeRgba({ data: rgba, width: image.width, height: image.height }, { quality: 92 }),
   );
 }
 

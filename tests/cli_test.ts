@@ -138,8 +138,10 @@ Deno.test("refines the example: mask at the image's size, --json report, overlay
     assertEquals(first.pixels_evaluated, qw * qh);
     assertEquals(
       report.pixels_evaluated,
-      report.stage_details.reduce((a: number, d: { pixels_evaluated: number }) =>
-        a + d.pixels_evaluated, 0),
+      report.stage_details.reduce(
+        (a: number, d: { pixels_evaluated: number }) => a + d.pixels_evaluated,
+        0,
+      ),
     );
     for (const d of report.stage_details) assert(d.ms > 0, `stage ms ${d.ms}`);
     for (const k of ["read", "decode", "load", "refine", "encode", "write", "total"]) {

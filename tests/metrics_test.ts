@@ -355,7 +355,10 @@ Deno.test("MaskStats: dataset IoU sums counts, mean IoU averages images", () => 
 // ---------------------------------------------------------------------------
 // cross-check against OpenCV on synthetic masks (always runs: committed PNGs)
 
-interface SyntheticCase {
+/** One mask pair as train/check_metrics.py records it, with OpenCV's figures. */
+interface OpenCvCase {
+  /** the set (real masks only) */
+  set?: string;
   name: string;
   gt: string;
   pred: string;
@@ -371,6 +374,26 @@ interface SyntheticCase {
   region: number[];
   correct: number[];
   mba: number;
+}
+
+/** Checks src/metrics on one pair (files under `root`) against OpenCV's figures. */
+async function checkAgainstOpenCv(c: OpenCvCase, root: URL, label: string, rerun: string) {
+  const gtBytes = await Deno.readFile(new URL(c.gt, root));
+  const predBytes = await Deno.readFile(new URL(c.pred, root));
+  // a changed file is a data problem, not a metric problem: say so
+  assertEquals(await sha256(gtBytes), c.gt_sha256, `${c.gt} changed; rerun ${rerun}`);
+  assertEquals(await sha256(predBytes), c.pred_sha256, `${c.pred} changed; rerun ${rerun}`);
+  const gt = await decodeGrayPng(gtBytes), pred = await decodeGrayPng(predBytes);
+  assertEquals([gt.width, gt.height], [c.width, c.height]);
+  assertEquals([pred.width, pred.height], [c.width, c.height]);
+  const opts = c.ignoreValue === null ? {} : { ignoreValue: c.ignoreValue };
+  const i = iou(pred, gt, opts), m = mba(pred, gt, opts);
+  assertEquals([i.intersection, i.union], [c.intersection, c.union], label);
+  assertEquals(m.radii, c.radii, label);
+  assertEquals(m.counts.map((k) => k.region), c.region, label);
+  assertEquals(m.counts.map((k) => k.correct), c.correct, label);
+  assert(Math.abs(i.iou - c.iou) <= 1e-6, `${label} IoU ${i.iou} vs ${c.iou}`);
+  assert(Math.abs(m.mba - c.mba) <= 1e-6, `${label} mBA ${m.mba} vs ${c.mba}`);
 }
 
 Deno.test("IoU and mBA agree with OpenCV (train/metrics.py) on synthetic masks to 1e-6", async () => {
@@ -378,61 +401,19 @@ Deno.test("IoU and mBA agree with OpenCV (train/metrics.py) on synthetic masks t
   const FIXTURES = new URL("./fixtures/", import.meta.url);
   const fixture = JSON.parse(
     await Deno.readTextFile(new URL("metrics_synthetic.json", FIXTURES)),
-  ) as { cases: SyntheticCase[] };
+  ) as { cases: OpenCvCase[] };
   assert(fixture.cases.length >= 6);
   // the pairs must exercise different radii, the largest beyond 5, and an ignore band
   assert(new Set(fixture.cases.map((c) => c.radii.join())).size >= 4);
   assert(Math.max(...fixture.cases.flatMap((c) => c.radii)) >= 6);
   assert(fixture.cases.some((c) => c.ignoreValue !== null));
   for (const c of fixture.cases) {
-    const gtBytes = await Deno.readFile(new URL(c.gt, FIXTURES));
-    const predBytes = await Deno.readFile(new URL(c.pred, FIXTURES));
-    assertEquals(
-      await sha256(gtBytes),
-      c.gt_sha256,
-      `${c.gt} changed; rerun check_metrics.py --synthetic`,
-    );
-    assertEquals(
-      await sha256(predBytes),
-      c.pred_sha256,
-      `${c.pred} changed; rerun check_metrics.py --synthetic`,
-    );
-    const gt = await decodeGrayPng(gtBytes), pred = await decodeGrayPng(predBytes);
-    assertEquals([gt.width, gt.height], [c.width, c.height]);
-    assertEquals([pred.width, pred.height], [c.width, c.height]);
-    const opts = c.ignoreValue === null ? {} : { ignoreValue: c.ignoreValue };
-    const i = iou(pred, gt, opts), m = mba(pred, gt, opts);
-    const label = `synthetic/${c.name}`;
-    assertEquals([i.intersection, i.union], [c.intersection, c.union], label);
-    assertEquals(m.radii, c.radii, label);
-    assertEquals(m.counts.map((k) => k.region), c.region, label);
-    assertEquals(m.counts.map((k) => k.correct), c.correct, label);
-    assert(Math.abs(i.iou - c.iou) <= 1e-6, `${label} IoU ${i.iou} vs ${c.iou}`);
-    assert(Math.abs(m.mba - c.mba) <= 1e-6, `${label} mBA ${m.mba} vs ${c.mba}`);
+    await checkAgainstOpenCv(c, FIXTURES, `synthetic/${c.name}`, "check_metrics.py --synthetic");
   }
 });
 
 // ---------------------------------------------------------------------------
 // cross-check against OpenCV on real masks (needs ../shared/data)
-
-interface CrossCase {
-  set: string;
-  name: string;
-  gt: string;
-  pred: string;
-  gt_sha256: string;
-  pred_sha256: string;
-  ignoreValue: number | null;
-  width: number;
-  height: number;
-  intersection: number;
-  union: number;
-  iou: number;
-  radii: number[];
-  region: number[];
-  correct: number[];
-  mba: number;
-}
 
 const DATA = new URL("../../shared/data/eval/", import.meta.url);
 const haveData = (() => {
@@ -452,33 +433,10 @@ Deno.test({
   fn: async () => {
     const fixture = JSON.parse(
       await Deno.readTextFile(new URL("./fixtures/metrics_crosscheck.json", import.meta.url)),
-    ) as { cases: CrossCase[] };
+    ) as { cases: OpenCvCase[] };
     assert(fixture.cases.length >= 6);
     for (const c of fixture.cases) {
-      const gtBytes = await Deno.readFile(new URL(c.gt, DATA));
-      const predBytes = await Deno.readFile(new URL(c.pred, DATA));
-      // a changed file is a data problem, not a metric problem: say so
-      assertEquals(
-        await sha256(gtBytes),
-        c.gt_sha256,
-        `${c.gt} changed; rerun train/check_metrics.py`,
-      );
-      assertEquals(
-        await sha256(predBytes),
-        c.pred_sha256,
-        `${c.pred} changed; rerun train/check_metrics.py`,
-      );
-      const gt = await decodeGrayPng(gtBytes), pred = await decodeGrayPng(predBytes);
-      assertEquals([gt.width, gt.height], [c.width, c.height]);
-      const opts = c.ignoreValue === null ? {} : { ignoreValue: c.ignoreValue };
-      const i = iou(pred, gt, opts), m = mba(pred, gt, opts);
-      const label = `${c.set}/${c.name}`;
-      assertEquals([i.intersection, i.union], [c.intersection, c.union], label);
-      assertEquals(m.radii, c.radii, label);
-      assertEquals(m.counts.map((k) => k.region), c.region, label);
-      assertEquals(m.counts.map((k) => k.correct), c.correct, label);
-      assert(Math.abs(i.iou - c.iou) <= 1e-6, `${label} IoU ${i.iou} vs ${c.iou}`);
-      assert(Math.abs(m.mba - c.mba) <= 1e-6, `${label} mBA ${m.mba} vs ${c.mba}`);
+      await checkAgainstOpenCv(c, DATA, `${c.set}/${c.name}`, "train/check_metrics.py");
     }
   },
 });
