@@ -19,6 +19,7 @@ import encodeJpeg from "@jsquash/jpeg/encode.js";
 import { decodeImage, decodeMask, encodeMaskPng } from "../src/io/image_file.ts";
 import { decodePng } from "../src/io/png.ts";
 import type { Mask, RgbImage } from "../src/types.ts";
+import { startServerless } from "../examples/serverless_process.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -32,54 +33,6 @@ const BUDGET_MB = Number(args.values["budget-mb"]);
 const ROOT = new URL("../", import.meta.url);
 const DATA = new URL("../shared/data/demo/", ROOT);
 const NAME = "aeroplane";
-
-interface Server {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function serve(env: Record<string, string>): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--v8-flags=--expose-gc",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      new URL("examples/serverless.ts", ROOT).pathname,
-    ],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let seen = "";
-  const text = new TextDecoder();
-  const url = await new Promise<string>((resolve, reject) => {
-    for (const stream of [child.stdout, child.stderr]) {
-      (async () => {
-        for await (const chunk of stream) {
-          seen += text.decode(chunk, { stream: true });
-          const m = seen.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)\//);
-          if (m) resolve(m[1]);
-        }
-      })();
-    }
-    child.status.then(() => reject(new Error(`deno serve exited: ${seen}`)));
-  });
-  return {
-    url,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}
 
 function procStatus(pid: number, field: string): number {
   const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(
@@ -104,7 +57,7 @@ const coffeeMask = await Deno.readFile(new URL("examples/coffee_coarse.png", ROO
 const firstMs: number[] = [], listenMs: number[] = [];
 for (let i = 0; i < STARTS; i++) {
   const t0 = performance.now();
-  const server = await serve({});
+  const server = await startServerless({});
   const t1 = performance.now();
   const res = await fetch(server.url, { method: "POST", body: form(coffee, coffeeMask) });
   await res.arrayBuffer();
@@ -171,7 +124,7 @@ const coarse = encodeMaskPng({
 });
 console.log(`6K input: JPEG ${(jpeg.length / MiB).toFixed(1)} MiB, coarse mask 1500x1000`);
 
-const server = await serve({
+const server = await startServerless({
   CRISPMASK_MEMORY_MB: String(BUDGET_MB),
   CRISPMASK_MAX_PIXELS: "25000000",
 });

@@ -11,6 +11,7 @@ import { createRefiner } from "../mod.ts";
 import { decodeImage, decodeMask, encodeMaskPng } from "../src/io/image_file.ts";
 import { decodePng } from "../src/io/png.ts";
 import { memoryPlan } from "../examples/serverless.ts";
+import { type ServerlessProcess, startServerless } from "../examples/serverless_process.ts";
 import { differences } from "./helpers/scene.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -31,67 +32,13 @@ const expected = await (async () => {
   }
 })();
 
-/** Starts `deno serve` on a free port of 127.0.0.1; returns its URL and a stop function. */
-async function serve(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "serve",
-      "--v8-flags=--expose-gc",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      `${ROOT}examples/serverless.ts`,
-    ],
-    env: {
-      CRISPMASK_FILE_ROOT: EXAMPLES,
-      CRISPMASK_MAX_PIXELS: String(MAX_PIXELS),
-      CRISPMASK_WORKERS: "2",
-    },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const stop = async () => {
-    // the handler ends the process on SIGTERM; a kill if it lingers
-    const kill = (signal: Deno.Signal) => {
-      try {
-        child.kill(signal);
-      } catch { /* already gone */ }
-    };
-    kill("SIGTERM");
-    const late = setTimeout(() => kill("SIGKILL"), 5_000);
-    await child.status;
-    clearTimeout(late);
-  };
-  // "deno serve: Listening on http://127.0.0.1:PORT/" comes on either stream
-  const lines = new TextDecoder();
-  let seen = "";
-  const watch = async (stream: ReadableStream<Uint8Array>, onUrl: (u: string) => void) => {
-    for await (const chunk of stream) {
-      seen += lines.decode(chunk, { stream: true });
-      const m = seen.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (m) onUrl(m[1]);
-    }
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      watch(child.stdout, resolve).catch(() => {});
-      watch(child.stderr, resolve).catch(() => {});
-      child.status.then((s) => reject(new Error(`deno serve exited (${s.code}): ${seen}`)));
-      timer = setTimeout(() => reject(new Error(`deno serve did not start: ${seen}`)), 30_000);
-    });
-    return { url, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+/** The handler on a free port, with this test's settings. */
+function serve(): Promise<ServerlessProcess> {
+  return startServerless({
+    CRISPMASK_FILE_ROOT: EXAMPLES,
+    CRISPMASK_MAX_PIXELS: String(MAX_PIXELS),
+    CRISPMASK_WORKERS: "2",
+  });
 }
 
 function form(fields: Record<string, Uint8Array | string>): FormData {
