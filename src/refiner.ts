@@ -72,9 +72,9 @@ export interface RefineOptions {
   /** "soft" 8-bit probabilities (default) or "binary" 0/255 */
   output?: "soft" | "binary";
   /**
-   * run the network on every pixel of every stage (default false: after the
-   * first stage, only tiles near the uncertain band of the previous
-   * prediction run; confident tiles keep it)
+   * run the network on every pixel of every stage (default false: only
+   * tiles near the uncertain band of the previous prediction run, the
+   * coarse mask's at the first stage; confident tiles keep it)
    */
   dense?: boolean;
   /** called after each stage with its figures (size, time, pixels evaluated) */

@@ -23,7 +23,14 @@ import {
   runStage,
   type StageStats,
 } from "../src/pipeline/refine.ts";
-import { planTiles, receptiveRadius, type StageGeometry, tileRuns } from "../src/pipeline/plan.ts";
+import {
+  planTiles,
+  receptiveRadius,
+  SPARSITY,
+  type StageGeometry,
+  stageSparsity,
+  tileRuns,
+} from "../src/pipeline/plan.ts";
 import { DensePlane, type ProbPlane, RUN } from "../src/pipeline/planes.ts";
 import { planUnit } from "../src/pipeline/unit.ts";
 import { InlineRunner } from "../src/workers/pool.ts";
@@ -324,12 +331,71 @@ Deno.test("sparse with nothing confident is the dense pipeline (tiles, or strips
       stats,
     });
     assertEquals(stats.map((s) => s.sparse), [
-      false,
+      denseAbove === Infinity,
       denseAbove === Infinity,
       denseAbove === Infinity,
     ]);
     assertEquals(differences(out, wholeImage), []);
   }
+});
+
+Deno.test("the first stage runs near the coarse mask's contour only: far from it the coarse mask passes through", async () => {
+  // one stage (the image is no larger than the first stage); a hard coarse blob
+  const coarse = blobMask(200, 300);
+  const stats: StageStats[] = [];
+  const sparse = await refineScheduled(ctx, inline, image, coarse, "u8", {
+    baseLongSide: 300,
+    sparsity: { tile: 16, denseAbove: Infinity },
+    stats,
+  });
+  const dense = await refineScheduled(ctx, inline, image, coarse, "u8", {
+    baseLongSide: 300,
+    dense: true,
+  });
+  assertEquals(stats.length, 1);
+  assert(
+    stats[0].sparse && stats[0].activeTiles > 0.05 && stats[0].activeTiles < 0.8,
+    `active ${stats[0].activeTiles}`,
+  );
+  // the tiles that ran hold the dense values; every other pixel holds the coarse mask's
+  const geo: StageGeometry = { size: [300, 200], target: [300, 200], full: [300, 200] };
+  const prev = new DensePlane(300, 200, coarseToStage(ctx, coarse, [300, 200]));
+  const map = planTiles(prev, geo, stageSparsity({ tile: 16 }, 0));
+  let ran = 0, kept = 0;
+  for (const [want, from] of [["run", dense], ["skip", coarse.data]] as const) {
+    for (const r of tileRuns(map, geo, want)) {
+      for (let y = r.y0; y < r.y0 + r.h; y++) {
+        const row = y * 200;
+        assertEquals(
+          sparse.subarray(row + r.x0, row + r.x0 + r.w),
+          from.subarray(row + r.x0, row + r.x0 + r.w),
+        );
+        if (want === "run") ran += r.w;
+        else kept += r.w;
+      }
+    }
+  }
+  assertEquals(ran + kept, 300 * 200);
+  // every pixel of the coarse mask's uncertain band, or within the first-stage margin of it, ran
+  const margin = SPARSITY.firstMargin;
+  const state = (y: number, x: number) => {
+    const v = coarse.data[Math.min(299, Math.max(0, y)) * 200 + Math.min(199, Math.max(0, x))];
+    return v <= 255 * SPARSITY.low ? 0 : v >= 255 * SPARSITY.high ? 2 : 1;
+  };
+  let near = 0;
+  for (let y = 0; y < 300; y++) {
+    for (let x = 0; x < 200; x++) {
+      const s = state(y, x);
+      const inBand = s === 1 ||
+        [[0, margin], [0, -margin], [margin, 0], [-margin, 0]].some(([dy, dx]) =>
+          state(y + dy, x + dx) !== s
+        );
+      if (!inBand) continue;
+      near++;
+      assertEquals(sparse[y * 200 + x], dense[y * 200 + x], `pixel ${x},${y}`);
+    }
+  }
+  assert(near > 1000 && kept > 1000, `near ${near}, kept ${kept}`);
 });
 
 Deno.test("sparse planes read through to the previous stages exactly as materialised planes", async () => {
@@ -363,8 +429,7 @@ Deno.test("sparse planes read through to the previous stages exactly as material
   ];
   for (let s = 0; s < 2; s++) {
     const plane = await runStage(ctx, inline, image, mask, geos[s], "prob", {
-      dense: s === 0,
-      sparsity,
+      sparsity: stageSparsity(sparsity, s),
     }) as ProbPlane;
     mask = new DensePlane(plane.h, plane.w, plane.read({ y0: 0, x0: 0, h: plane.h, w: plane.w }));
   }

@@ -195,6 +195,12 @@ export interface SparsityOptions {
   /** margin around each tile, in pixels of the previous prediction's grid (default 8) */
   margin: number;
   /**
+   * the margin at the first stage (default 16), where the "previous
+   * prediction" is the coarse mask: its errors are wider than a stage's, so
+   * tiles run farther from its contour
+   */
+  firstMargin: number;
+  /**
    * when the tiles that run would cost at least this fraction of computing the
    * whole stage (most of the image near the boundary), the stage runs dense
    * instead (default 0.9; Infinity never)
@@ -208,8 +214,18 @@ export const SPARSITY: SparsityOptions = {
   low: 0.02,
   high: 0.98,
   margin: 8,
+  firstMargin: 16,
   denseAbove: 0.9,
 };
+
+/** The sparsity settings of stage `stage` (0 first): the first stage uses `firstMargin`. */
+export function stageSparsity(
+  opts: Partial<SparsityOptions> | undefined,
+  stage: number,
+): SparsityOptions {
+  const all = { ...SPARSITY, ...opts };
+  return stage === 0 ? { ...all, margin: all.firstMargin } : all;
+}
 
 /**
  * Marks the target tiles that must run the network. `prob` is the previous

@@ -1,7 +1,7 @@
 /**
  * The multi-resolution refinement, scheduled: train/model.py's `refine`
- * stage by stage, each stage cut into units (row strips, or boundary tiles
- * after the first stage) that a `UnitRunner` executes — a worker pool or
+ * stage by stage, each stage cut into units (row strips, or boundary tiles)
+ * that a `UnitRunner` executes — a worker pool or
  * this thread. Memory stays bounded by the units: the full-size image stays
  * 8-bit (units get crops and resize them as they stream their rows), and
  * the stages' probabilities are planes on their own grids; in sparse mode
@@ -10,9 +10,12 @@
  *
  * Dense mode computes every target pixel and equals the whole-image
  * pipeline (src/pipeline/refine_dense.ts) bit for bit. Sparse mode (the
- * default) runs the network, at stages after the first, only on tiles that
- * touch the previous prediction's uncertain band (src/pipeline/plan.ts);
- * other tiles keep the upsampled previous prediction.
+ * default) runs the network only on tiles that touch the previous
+ * prediction's uncertain band (src/pipeline/plan.ts); other tiles keep the
+ * upsampled previous prediction. At the first stage the previous prediction
+ * is the coarse mask, with a wider margin (its errors are the widest), so
+ * far from its contour the coarse mask passes through: the network is not
+ * asked to find objects the coarse mask has no trace of.
  *
  * @module
  */
@@ -27,6 +30,7 @@ import {
   SPARSITY,
   type SparsityOptions,
   type StageGeometry,
+  stageSparsity,
   tileRuns,
   type UnitPlan,
 } from "./plan.ts";
@@ -81,7 +85,7 @@ export interface StageStats {
 
 /** Options of `refineScheduled`. */
 export interface ScheduleOptions {
-  /** compute every pixel of every stage (default false: boundary-band sparsity) */
+  /** compute every pixel of every stage (default false: boundary-band sparsity at every stage) */
   dense?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -146,7 +150,8 @@ export async function refineScheduled(
     progress.stage = s;
     const plane = await runStage(host, runner, image, mask, geo, final ? output : "prob", {
       ...opts,
-      dense: opts.dense || s === 0,
+      dense: opts.dense,
+      sparsity: stageSparsity(opts.sparsity, s),
       progress: (n) => progress.add(n),
     });
     if (final) return plane as Uint8Array | Float32Array;
