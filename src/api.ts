@@ -21,6 +21,7 @@ export type { Mask, RgbImage } from "./types.ts";
 export type { KernelBuild } from "./engine/wasm.ts";
 export {
   type BoundaryCount,
+  BoundaryRegions,
   type ImageStats,
   iou,
   type IouResult,

@@ -10,6 +10,8 @@ import {
 import {
   boxMean,
   channelPlane,
+  grayPlane,
+  GuidedFilter,
   guidedFilterColor,
   guidedFilterGray,
   guidedRefine,
@@ -209,6 +211,51 @@ Deno.test("guidedRefine: pixel radius, byte output, edges follow the image", () 
   assertEquals(maskPlane(coarse).data[0], 1);
   assertThrows(() => guidedRefine(image, shape(w - 1, h, () => true)), /differ in size/);
   assertThrows(() => guidedRefine(image, coarse, { guide: "hsv" as "gray" }), /guide must be/);
+});
+
+Deno.test("GuidedFilter: one image's statistics serve several masks, each exactly as a fresh filter", () => {
+  const rng = new Rng("guided-reuse");
+  const w = 53, h = 37;
+  const image: RgbImage = {
+    width: w,
+    height: h,
+    channels: 3,
+    data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)),
+  };
+  const masks = [0, 1].map((): Mask => ({
+    width: w,
+    height: h,
+    data: Uint8Array.from({ length: w * h }, () => (rng.random() < 0.4 ? 255 : rng.int(256))),
+  }));
+  const bytes = (q: Float32Array) =>
+    Uint8Array.from(q, (v) => Math.round(255 * Math.min(1, Math.max(0, v))));
+  for (const guide of ["color", "gray"] as const) {
+    const filter = new GuidedFilter(image, { guide, radius: 60 });
+    assertEquals(filter.radius, pixelRadius(60, w, h));
+    const r = filter.radius, eps = filter.eps;
+    const fresh = (m: Mask) =>
+      bytes(
+        guide === "gray"
+          ? guidedFilterGray(grayPlane(image), maskPlane(m), r, eps)
+          : guidedFilterColor(
+            [0, 1, 2].map((c) => channelPlane(image, c)) as [Plane, Plane, Plane],
+            maskPlane(m),
+            r,
+            eps,
+          ),
+      );
+    // A, B, then A again: refining B must not have changed the shared statistics
+    for (const m of [masks[0], masks[1], masks[0]]) {
+      const got = filter.refine(m).data;
+      assertEquals(got, fresh(m));
+      assertEquals(got, guidedRefine(image, m, { guide, radius: 60 }).data);
+    }
+    assert(filter.refine(masks[0]).data.some((v, i) => v !== filter.refine(masks[1]).data[i]));
+    assertThrows(
+      () => filter.refine({ width: w, height: h - 1, data: new Uint8Array(w * (h - 1)) }),
+      /differ in size/,
+    );
+  }
 });
 
 // ---------------------------------------------------------------------------

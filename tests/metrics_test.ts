@@ -5,6 +5,7 @@ import {
 } from "node:assert/strict";
 import {
   boundaryCounts,
+  BoundaryRegions,
   dilate,
   ellipseHalfWidths,
   ellipseKernel,
@@ -321,6 +322,31 @@ Deno.test("boundaryCounts equals textbook morphology on random masks and sizes",
         `${w}x${h} #${t} ignore`,
       );
     }
+  }
+});
+
+Deno.test("BoundaryRegions made once score several predictions exactly as fresh ones", () => {
+  const rand = rng(11);
+  for (const [w, h, ignoreValue] of [[640, 420, undefined], [333, 517, 128]] as const) {
+    const gt = randomMask(w, h, rand, ignoreValue === undefined ? [0, 255] : [0, 255, 128]);
+    const opts = { ignoreValue };
+    const regions = new BoundaryRegions(gt, opts);
+    assertEquals(regions.radii, mbaRadii(w, h));
+    const stats = [new MaskStats(), new MaskStats()];
+    for (let t = 0; t < 4; t++) {
+      const pred = randomMask(w, h, rand);
+      assertEquals(
+        boundaryCounts(pred, gt, { ...opts, regions }),
+        naiveCounts(pred, gt, ignoreValue),
+      );
+      assertEquals(mba(pred, gt, { ...opts, regions }), mba(pred, gt, opts));
+      assertEquals(stats[0].add(pred, gt, { ...opts, regions }), stats[1].add(pred, gt, opts));
+    }
+    // regions of another ground truth (same size), or another ignore value, are refused
+    const other = { ...gt, data: gt.data.slice() };
+    assertThrows(() => mba(gt, other, { ...opts, regions }), /another ground truth/);
+    assertThrows(() => mba(gt, gt, { ignoreValue: 7, regions }), /another ground truth/);
+    assertThrows(() => regions.counts(randomMask(w, h + 1, rand)), /prediction is/);
   }
 });
 

@@ -136,6 +136,33 @@ export declare class CrispmaskError extends Error {
 export interface MetricOptions {
   /** ground-truth value whose pixels count for neither metric (GrabCut: 128) */
   ignoreValue?: number;
+  /**
+   * the ground truth's boundary regions, made once with `new
+   * BoundaryRegions(gt, { ignoreValue })` to score several predictions
+   * against one ground truth faster (mBA only; same results)
+   */
+  regions?: BoundaryRegions;
+}
+
+/**
+ * The boundary regions of one ground truth at mBA's 5 radii, for scoring
+ * several predictions against it (pass as `MetricOptions.regions`). They
+ * hold a reference to the ground truth's pixels, which must not change.
+ */
+export declare class BoundaryRegions {
+  constructor(gt: Mask, opts?: MetricOptions);
+  /** ground-truth width in pixels */
+  readonly width: number;
+  /** ground-truth height in pixels */
+  readonly height: number;
+  /** the ignore value the regions were made with */
+  readonly ignoreValue: number | undefined;
+  /** the 5 radii */
+  readonly radii: number[];
+  /** Whether these are the regions of `gt` (the same pixels) with `ignoreValue`. */
+  isFor(gt: Mask, ignoreValue: number | undefined): boolean;
+  /** Region size and agreement of `pred` (binarised at 128) for each radius. */
+  counts(pred: Mask): BoundaryCount[];
 }
 
 /** IoU of one image. */

@@ -140,22 +140,59 @@ function mul(a: Float32Array, b: Float32Array): Float32Array {
   return o;
 }
 
+/** Window means of a one-channel guide that do not depend on the input: E[I], E[I²]. */
+export interface GrayGuideStats {
+  mI: Float32Array;
+  eII: Float32Array;
+}
+
+/** {@link GrayGuideStats} of guide `I` at radius `r`. */
+export function grayGuideStats(I: Plane, r: number): GrayGuideStats {
+  return { mI: boxMean(I, r), eII: boxMean({ ...I, data: mul(I.data, I.data) }, r) };
+}
+
+/**
+ * Window means of a colour guide that do not depend on the input: E[I_c] per
+ * channel and E[I_i I_j] for the 6 distinct entries of the symmetric
+ * second moments (00, 01, 02, 11, 12, 22).
+ */
+export interface ColorGuideStats {
+  mI: Float32Array[];
+  e: Float32Array[];
+}
+
+/** {@link ColorGuideStats} of guide `I` at radius `r`. */
+export function colorGuideStats(I: [Plane, Plane, Plane], r: number): ColorGuideStats {
+  const box = (x: Float32Array) => boxMean({ ...I[0], data: x }, r);
+  const [c0, c1, c2] = I.map((c) => c.data);
+  return {
+    mI: [boxMean(I[0], r), boxMean(I[1], r), boxMean(I[2], r)],
+    e: [mul(c0, c0), mul(c0, c1), mul(c0, c2), mul(c1, c1), mul(c1, c2), mul(c2, c2)].map(box),
+  };
+}
+
 /**
  * The guided filter with a one-channel guide `I` (values in [0, 1]) on the
  * input `p`, window radius `r` px. Returns the unclipped output plane.
  */
-export function guidedFilterGray(I: Plane, p: Plane, r: number, eps: number): Float32Array {
+export function guidedFilterGray(
+  I: Plane,
+  p: Plane,
+  r: number,
+  eps: number,
+  stats: GrayGuideStats = grayGuideStats(I, r),
+): Float32Array {
   checkSame(I, p);
   const plane = (data: Float32Array): Plane => ({ width: I.width, height: I.height, data });
-  const mI = boxMean(I, r), mP = boxMean(p, r);
-  const a = boxMean(plane(mul(I.data, I.data)), r); // E[I²], then a
+  const { mI, eII } = stats, mP = boxMean(p, r);
+  const a = new Float32Array(p.data.length);
   const b = boxMean(plane(mul(I.data, p.data)), r); // E[Ip], then b
   for (let i = 0; i < a.length; i++) {
-    const varI = a[i] - mI[i] * mI[i], cov = b[i] - mI[i] * mP[i];
+    const varI = eII[i] - mI[i] * mI[i], cov = b[i] - mI[i] * mP[i];
     a[i] = cov / (varI + eps);
     b[i] = mP[i] - a[i] * mI[i];
   }
-  const mA = boxMean(plane(a), r, mI), mB = boxMean(plane(b), r, mP);
+  const mA = boxMean(plane(a), r), mB = boxMean(plane(b), r, mP);
   const q = new Float32Array(a.length);
   for (let i = 0; i < q.length; i++) q[i] = mA[i] * I.data[i] + mB[i];
   return q;
@@ -171,23 +208,15 @@ export function guidedFilterColor(
   p: Plane,
   r: number,
   eps: number,
+  stats: ColorGuideStats = colorGuideStats(I, r),
 ): Float32Array {
   for (const c of I) checkSame(c, p);
   const plane = (data: Float32Array): Plane => ({ width: p.width, height: p.height, data });
   const box = (x: Float32Array) => boxMean(plane(x), r);
   const [c0, c1, c2] = I.map((c) => c.data);
-  const mI = [boxMean(I[0], r), boxMean(I[1], r), boxMean(I[2], r)];
+  const { mI, e } = stats;
   const mP = boxMean(p, r);
   const eIp = [box(mul(c0, p.data)), box(mul(c1, p.data)), box(mul(c2, p.data))];
-  // E[Ii Ij] for the 6 distinct entries of the symmetric covariance
-  const e = [
-    box(mul(c0, c0)),
-    box(mul(c0, c1)),
-    box(mul(c0, c2)),
-    box(mul(c1, c1)),
-    box(mul(c1, c2)),
-    box(mul(c2, c2)),
-  ];
   const b = new Float32Array(p.data.length);
   solveWindows(mI, mP, eIp, e, eps, b); // eIp now holds a0, a1, a2
   const mA = eIp.map(box), mB = box(b);
@@ -200,7 +229,8 @@ export function guidedFilterColor(
 
 /**
  * Per window: a = (Σ + eps·U)⁻¹ cov(I, p) by cofactors (Σ + eps·U is symmetric
- * positive definite), written over `eIp`; b = mean(p) - a · mean(I) into `b`.
+ * positive definite), written over `eIp` (`mI` and `e` are only read: they
+ * may serve several inputs); b = mean(p) - a · mean(I) into `b`.
  */
 function solveWindows(
   mI: Float32Array[],
@@ -262,10 +292,68 @@ export function maskPlane(mask: Mask): Plane {
 }
 
 /**
+ * The guided filter of one image at fixed settings, for refining several
+ * coarse masks of it: the guide's window statistics (9 of the 14 box means
+ * of a colour guide) are computed once, in the constructor, and every
+ * {@link GuidedFilter.refine} call gives exactly what {@link guidedRefine}
+ * gives.
+ */
+export class GuidedFilter {
+  readonly width: number;
+  readonly height: number;
+  readonly #r: number;
+  readonly #eps: number;
+  readonly #run: (p: Plane) => Float32Array;
+
+  constructor(image: RgbImage, options: GuidedOptions = {}) {
+    const { width: w, height: h } = image;
+    const eps = options.eps ?? DEFAULT_EPS, guide = options.guide ?? DEFAULT_GUIDE;
+    const r = pixelRadius(options.radius ?? DEFAULT_RADIUS, w, h);
+    if (guide === "gray") {
+      const I = grayPlane(image), stats = grayGuideStats(I, r);
+      this.#run = (p) => guidedFilterGray(I, p, r, eps, stats);
+    } else if (guide === "color") {
+      const I = [0, 1, 2].map((c) => channelPlane(image, c)) as [Plane, Plane, Plane];
+      const stats = colorGuideStats(I, r);
+      this.#run = (p) => guidedFilterColor(I, p, r, eps, stats);
+    } else throw new RangeError(`guide must be "color" or "gray", got ${JSON.stringify(guide)}`);
+    this.width = w;
+    this.height = h;
+    this.#r = r;
+    this.#eps = eps;
+  }
+
+  /** Window radius in pixels at this image's size. */
+  get radius(): number {
+    return this.#r;
+  }
+
+  /** The regulariser in use. */
+  get eps(): number {
+    return this.#eps;
+  }
+
+  /**
+   * Refines a coarse mask (soft or binary 8-bit, at the image's size); returns
+   * a soft 8-bit mask, round(255 · clip(q, 0, 1)), which is foreground
+   * (>= 128) exactly where q >= 0.5, so metrics on it equal metrics on the
+   * float output.
+   */
+  refine(coarse: Mask): Mask {
+    const { width: w, height: h } = this;
+    if (coarse.width !== w || coarse.height !== h) {
+      throw new RangeError(
+        `image ${w}x${h} and coarse mask ${coarse.width}x${coarse.height} differ in size`,
+      );
+    }
+    return { width: w, height: h, data: toBytes(this.#run(maskPlane(coarse))) };
+  }
+}
+
+/**
  * Refines a coarse mask (soft or binary 8-bit, at the image's size) with the
- * guided filter at the tuned defaults; returns a soft 8-bit mask,
- * round(255 · clip(q, 0, 1)), which is foreground (>= 128) exactly where
- * q >= 0.5, so metrics on it equal metrics on the float output.
+ * guided filter at the tuned defaults (see {@link GuidedFilter.refine}).
+ * To refine several masks of one image, make one {@link GuidedFilter}.
  */
 export function guidedRefine(image: RgbImage, coarse: Mask, options: GuidedOptions = {}): Mask {
   const { width: w, height: h } = image;
@@ -274,20 +362,7 @@ export function guidedRefine(image: RgbImage, coarse: Mask, options: GuidedOptio
       `image ${w}x${h} and coarse mask ${coarse.width}x${coarse.height} differ in size`,
     );
   }
-  const eps = options.eps ?? DEFAULT_EPS, guide = options.guide ?? DEFAULT_GUIDE;
-  const r = pixelRadius(options.radius ?? DEFAULT_RADIUS, w, h);
-  const p = maskPlane(coarse);
-  let q: Float32Array;
-  if (guide === "gray") q = guidedFilterGray(grayPlane(image), p, r, eps);
-  else if (guide === "color") {
-    q = guidedFilterColor(
-      [0, 1, 2].map((c) => channelPlane(image, c)) as [Plane, Plane, Plane],
-      p,
-      r,
-      eps,
-    );
-  } else throw new RangeError(`guide must be "color" or "gray", got ${JSON.stringify(guide)}`);
-  return { width: w, height: h, data: toBytes(q) };
+  return new GuidedFilter(image, options).refine(coarse);
 }
 
 /** round(255 · clip(q, 0, 1)) per sample. */

@@ -265,31 +265,92 @@ function classify(gt: Mask, ignoreValue: number | undefined): Uint8Array {
 // public API
 
 /**
+ * Each BoundaryRegions' pixels: kept off the object so that its public shape
+ * is plain fields (the hand-written declarations can state it exactly).
+ */
+const REGIONS = new WeakMap<
+  BoundaryRegions,
+  { gt: Uint8Array; cls: Uint8Array; reach: Dist }
+>();
+
+/**
+ * The boundary regions of one ground truth at mBA's 5 radii (its pixels'
+ * reach). Scoring a prediction computes them; make them once with
+ * `new BoundaryRegions(gt, opts)` and pass them as `opts.regions` to score
+ * several predictions against one ground truth (an evaluation's methods and
+ * coarse kinds) for a fraction of the cost. They hold a reference to `gt`'s
+ * pixels, which must not change afterwards.
+ */
+export class BoundaryRegions {
+  /** ground-truth width in pixels */
+  readonly width: number;
+  /** ground-truth height in pixels */
+  readonly height: number;
+  /** the ignore value the regions were made with */
+  readonly ignoreValue: number | undefined;
+  /** the 5 radii */
+  readonly radii: number[];
+
+  constructor(gt: Mask, opts: MetricOptions = {}) {
+    checkMask(gt, "ground truth");
+    this.width = gt.width;
+    this.height = gt.height;
+    this.ignoreValue = opts.ignoreValue;
+    this.radii = mbaRadii(gt.width, gt.height);
+    const cls = classify(gt, opts.ignoreValue);
+    const reach = reachMap(cls, gt.width, gt.height, this.radii[this.radii.length - 1]);
+    REGIONS.set(this, { gt: gt.data, cls, reach });
+  }
+
+  /** Whether these are the regions of `gt` (the same pixels) with `ignoreValue`. */
+  isFor(gt: Mask, ignoreValue: number | undefined): boolean {
+    return gt.data === REGIONS.get(this)!.gt && gt.width === this.width &&
+      gt.height === this.height &&
+      ignoreValue === this.ignoreValue;
+  }
+
+  /** Region size and agreement of `pred` (binarised at 128) for each radius. */
+  counts(pred: Mask): BoundaryCount[] {
+    checkMask(pred, "prediction");
+    if (pred.width !== this.width || pred.height !== this.height) {
+      throw new Error(
+        `prediction is ${pred.width}x${pred.height}, ground truth ${this.width}x${this.height}`,
+      );
+    }
+    const { cls, reach } = REGIONS.get(this)!, rMax = this.radii[this.radii.length - 1];
+    // histogram by reach; region(r) is the cumulative count up to r
+    const region = new Float64Array(rMax + 1), correct = new Float64Array(rMax + 1);
+    const p = pred.data;
+    for (let i = 0; i < cls.length; i++) {
+      const r = reach[i];
+      if (r > rMax) continue; // also every ignored pixel
+      region[r]++;
+      if ((p[i] >= FG_THRESHOLD) === (cls[i] === FG)) correct[r]++;
+    }
+    for (let r = 1; r <= rMax; r++) {
+      region[r] += region[r - 1];
+      correct[r] += correct[r - 1];
+    }
+    return this.radii.map((r) => ({ radius: r, region: region[r], correct: correct[r] }));
+  }
+}
+
+/**
  * Boundary-region size and agreement for each of the 5 mBA radii of `gt`.
  * Both masks are binarised at 128; ground-truth pixels equal to
- * `opts.ignoreValue` are in no region.
+ * `opts.ignoreValue` are in no region. `opts.regions`, when given, must be
+ * this `gt`'s (with the same ignore value).
  */
 export function boundaryCounts(pred: Mask, gt: Mask, opts: MetricOptions = {}): BoundaryCount[] {
   checkPair(pred, gt, opts);
-  const { width: w, height: h } = gt;
-  const radii = mbaRadii(w, h);
-  const rMax = radii[radii.length - 1];
-  const cls = classify(gt, opts.ignoreValue);
-  const reach = reachMap(cls, w, h, rMax);
-  // histogram by reach; region(r) is the cumulative count up to r
-  const region = new Float64Array(rMax + 1), correct = new Float64Array(rMax + 1);
-  const p = pred.data;
-  for (let i = 0; i < cls.length; i++) {
-    const r = reach[i];
-    if (r > rMax) continue; // also every ignored pixel
-    region[r]++;
-    if ((p[i] >= FG_THRESHOLD) === (cls[i] === FG)) correct[r]++;
+  const regions = opts.regions;
+  if (regions && !regions.isFor(gt, opts.ignoreValue)) {
+    throw new Error(
+      "opts.regions belong to another ground truth or ignore value: make them with " +
+        "new BoundaryRegions(gt, opts) for this ground truth",
+    );
   }
-  for (let r = 1; r <= rMax; r++) {
-    region[r] += region[r - 1];
-    correct[r] += correct[r - 1];
-  }
-  return radii.map((r) => ({ radius: r, region: region[r], correct: correct[r] }));
+  return (regions ?? new BoundaryRegions(gt, opts)).counts(pred);
 }
 
 /**

@@ -22,7 +22,7 @@
  */
 
 import { iou, type IouResult } from "./iou.ts";
-import { mba, type MbaResult } from "./mba.ts";
+import { type BoundaryRegions, mba, type MbaResult } from "./mba.ts";
 
 /** The masks the metrics compare: crispmask's 8-bit `Mask` (foreground where >= 128). */
 export type { Mask } from "../types.ts";
@@ -35,12 +35,19 @@ export interface MetricOptions {
    * Omit when the ground truth has no ignore band.
    */
   ignoreValue?: number;
+  /**
+   * The ground truth's boundary regions, made once with `new
+   * BoundaryRegions(gt, { ignoreValue })` to score several predictions
+   * against one ground truth faster (mBA only; same results).
+   */
+  regions?: BoundaryRegions;
 }
 
 export { FG_THRESHOLD, iou, iouFromCounts, type IouResult } from "./iou.ts";
 export {
   type BoundaryCount,
   boundaryCounts,
+  BoundaryRegions,
   dilate,
   ellipseHalfWidths,
   ellipseKernel,
