@@ -356,12 +356,6 @@ export class GuidedFilter {
  * To refine several masks of one image, make one {@link GuidedFilter}.
  */
 export function guidedRefine(image: RgbImage, coarse: Mask, options: GuidedOptions = {}): Mask {
-  const { width: w, height: h } = image;
-  if (coarse.width !== w || coarse.height !== h) {
-    throw new RangeError(
-      `image ${w}x${h} and coarse mask ${coarse.width}x${coarse.height} differ in size`,
-    );
-  }
   return new GuidedFilter(image, options).refine(coarse);
 }
 
