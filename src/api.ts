@@ -18,6 +18,7 @@ export {
 } from "./refiner.ts";
 export { CrispmaskError, type ErrorCode } from "./errors.ts";
 export type { Mask, RgbImage } from "./types.ts";
+export type { StageStats } from "./pipeline/refine.ts";
 export type { KernelBuild } from "./engine/wasm.ts";
 export {
   type BoundaryCount,

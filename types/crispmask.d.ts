@@ -77,11 +77,15 @@ export interface RefineOptions {
   onStage?: (stage: StageReport) => void;
 }
 
-/** What one stage did: `RefineOptions.onStage` receives one per stage, in order. */
-export type StageReport = Readonly<{
+/** What one stage did, as the scheduler fills it (`StageReport` is its read-only form). */
+export interface StageStats {
+  /** encoder size, [height, width] */
   size: [number, number];
+  /** query size, [height, width] */
   target: [number, number];
+  /** whether only boundary tiles ran */
   sparse: boolean;
+  /** work units run */
   units: number;
   /** target pixels computed by the network */
   queried: number;
@@ -91,8 +95,12 @@ export type StageReport = Readonly<{
   macs: number;
   /** largest linear memory of an instance that ran a unit, bytes */
   memoryBytes: number;
+  /** wall milliseconds of the stage */
   ms: number;
-}>;
+}
+
+/** What one stage did: `RefineOptions.onStage` receives one per stage, in order. */
+export type StageReport = Readonly<StageStats>;
 
 /** Refines coarse masks; create with `createRefiner`, end with `dispose`. */
 export interface Refiner {

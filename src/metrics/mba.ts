@@ -291,6 +291,7 @@ export class BoundaryRegions {
   /** the 5 radii */
   readonly radii: number[];
 
+  /** Computes the regions of `gt` (ground-truth pixels equal to `opts.ignoreValue` in none). */
   constructor(gt: Mask, opts: MetricOptions = {}) {
     checkMask(gt, "ground truth");
     this.width = gt.width;

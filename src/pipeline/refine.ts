@@ -66,11 +66,15 @@ export interface UnitRunner {
   run(job: UnitJob, signal?: AbortSignal): Promise<UnitResult>;
 }
 
-/** What one stage did (for benchmarks). */
+/** What one stage did, as the scheduler fills it (`StageReport` is its read-only form). */
 export interface StageStats {
+  /** encoder size, [height, width] */
   size: [number, number];
+  /** query size, [height, width] */
   target: [number, number];
+  /** whether only boundary tiles ran */
   sparse: boolean;
+  /** work units run */
   units: number;
   /** target pixels computed by the network */
   queried: number;
@@ -80,6 +84,7 @@ export interface StageStats {
   macs: number;
   /** largest linear memory of an instance that ran a unit, bytes */
   memoryBytes: number;
+  /** wall milliseconds of the stage */
   ms: number;
 }
 
