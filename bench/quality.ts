@@ -141,20 +141,11 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
   const needsEngine = options.methods.some((m) => m === "sparse" || m === "dense");
   const refiner = needsEngine ? await openRefiner(options) : null;
   const guided = options.methods.includes("guided") ? new GuidedThread() : null;
+  const runners: Runners = { refiner, guided };
   const results: ResultRow[] = [];
   try {
     for (const set of sets) {
-      const run = await evaluateSet(
-        set,
-        options,
-        ignore[set] ?? undefined,
-        {
-          refiner,
-          guided,
-        },
-        skip,
-        log,
-      );
+      const run = await evaluateSet(set, options, ignore[set] ?? undefined, runners, skip, log);
       if (run) results.push(...rowsOf(run, options.methods));
     }
   } finally {
