@@ -49,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--gap-prob", type=float, default=0.6, help="share of batches trained across a resolution gap")
     p.add_argument("--wrong-weight", type=float, default=1.0,
                    help="BCE weight of pixels on the wrong side of 0.5 in the coarse mask")
+    p.add_argument("--boundary-weight", type=float, default=0.0,
+                   help="extra BCE weight of pixels within --boundary-radius px of the true boundary")
+    p.add_argument("--boundary-radius", type=int, default=3)
     p.add_argument("--blank-prob", type=float, default=0.0,
                    help="share of samples encoded with an uninformative coarse mask (0.5)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
@@ -118,6 +121,12 @@ def query_window(gt: torch.Tensor, q: int, gen: random.Random) -> tuple[int, int
     return min(max(0, y), S - q), min(max(0, x), S - q)
 
 
+def near_boundary(gt: torch.Tensor, radius: int) -> torch.Tensor:
+    """1.0 where a pixel lies within ``radius`` px of the ground truth's boundary (square window)."""
+    k = 2 * radius + 1
+    return (F.max_pool2d(gt, k, 1, radius) != -F.max_pool2d(-gt, k, 1, radius)).float()
+
+
 def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dict:
     image = batch["image"].to(device, non_blocking=True)
     gt = batch["gt"].to(device, non_blocking=True)
@@ -145,6 +154,10 @@ def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dic
         # pixels the coarse mask gets wrong carry the signal that only the image can give
         wrong = ((coarse[b:b + 1, :, y0:y0 + q, x0:x0 + q] > 0.5) != (g > 0.5)).float()
         weight = None if blank[b] else 1.0 + (args.wrong_weight - 1.0) * wrong
+        if args.boundary_weight > 0:
+            # mBA scores the last few pixels of the contour; most of a window is far from it and easy
+            edge = args.boundary_weight * near_boundary(g, args.boundary_radius)
+            weight = (1.0 if weight is None else weight) + edge
         losses.append(refinement_loss(logits, g, weight))
     return {k: torch.stack([d[k] for d in losses]).mean() for k in losses[0]}
 
