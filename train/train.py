@@ -98,10 +98,15 @@ def refinement_loss(logits: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor
 # one batch
 
 
+def near_boundary(gt: torch.Tensor, radius: int) -> torch.Tensor:
+    """1.0 where a pixel lies within ``radius`` px of the ground truth's boundary (square window)."""
+    k = 2 * radius + 1
+    return (F.max_pool2d(gt, k, 1, radius) != -F.max_pool2d(-gt, k, 1, radius)).float()
+
+
 def boundary_centre(gt: torch.Tensor, gen: random.Random) -> tuple[int, int] | None:
     """A random pixel on the ground truth's boundary, or None if it has none."""
-    g = gt[0]
-    edge = (F.max_pool2d(g[None], 3, 1, 1) != -F.max_pool2d(-g[None], 3, 1, 1))[0]
+    edge = near_boundary(gt, 1)[0] > 0
     ys, xs = torch.nonzero(edge, as_tuple=True)
     if len(ys) == 0:
         return None
@@ -119,12 +124,6 @@ def query_window(gt: torch.Tensor, q: int, gen: random.Random) -> tuple[int, int
     y = c[0] - q // 2 + gen.randint(-jitter, jitter)
     x = c[1] - q // 2 + gen.randint(-jitter, jitter)
     return min(max(0, y), S - q), min(max(0, x), S - q)
-
-
-def near_boundary(gt: torch.Tensor, radius: int) -> torch.Tensor:
-    """1.0 where a pixel lies within ``radius`` px of the ground truth's boundary (square window)."""
-    k = 2 * radius + 1
-    return (F.max_pool2d(gt, k, 1, radius) != -F.max_pool2d(-gt, k, 1, radius)).float()
 
 
 def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dict:
