@@ -4,7 +4,7 @@
 //
 // `proj` is the per-cell first-layer term feat_proj(latent) (it already holds
 // W1f·F + b1), so per target pixel and support cell the kernel adds only the
-// positional part W1p·[rel_y, rel_x, cell_y, cell_x, coord_y, coord_x], applies
+// positional part W1p·[rel_y, rel_x, cell_y, cell_x, coord_y, coord_x (, prior)], applies
 // ReLU, runs the hidden layers and the output layer, and blends the four
 // predictions with the opposite-area weights.
 //
@@ -25,17 +25,15 @@
 
 import { madd } from "./simd";
 
-/** Number of positional inputs of the first layer. */
-const POS: i32 = 6;
-
 /** Target pixels per block: 4 x BLOCK activation rows go through each layer together. */
 const BLOCK: i32 = 3;
 
 // --------------------------------------------------------------------------
 // Parameter block (float32, built by src/engine/kernels/cam.ts's
 // packImplicitParams; widths w[0..n] with n = nHidden, all multiples of 4):
-//   pos      [6][w0]          pos weights transposed: row i = input i's weights
-//                             (rel_y, rel_x, cell_y, cell_x, coord_y, coord_x)
+//   pos      [nPos][w0]       pos weights transposed: row i = input i's weights
+//                             (rel_y, rel_x, cell_y, cell_x, coord_y, coord_x
+//                             and, when nPos is 7, the prior)
 //   for each hidden layer l = 0..n-1 (K = w[l] inputs, N = w[l+1] outputs):
 //     weight [K][N]           transposed: row k = input k's weight to each output
 //     bias   [N]
@@ -98,12 +96,16 @@ function coordOf(j: i32, nt: i32): f32 {
  * channels; it must hold every support cell of the target window (the
  * TypeScript wrapper checks; fh is not read). Output: th x tw floats, pixel
  * (y, x) at outPtr + (y * outStride + x) * 4. widthsPtr: nHidden + 1 i32 widths.
+ * nPos: 6 positional inputs, or 7 with the prior: the stage's mask upsampled
+ * to the target window, a probability p per pixel at priorPtr + (y *
+ * priorStride + x) * 4 (not read when nPos is 6), entering as 2p - 1.
  */
 export function implicitQuery(
   projPtr: usize, projStride: i32, fy0: i32, fx0: i32, fh: i32, fw: i32,
   Hf: i32, Wf: i32, C0: i32, Ht: i32, Wt: i32,
   ty0: i32, tx0: i32, th: i32, tw: i32,
-  paramsPtr: usize, nHidden: i32, widthsPtr: usize,
+  paramsPtr: usize, nPos: i32, nHidden: i32, widthsPtr: usize,
+  priorPtr: usize, priorStride: i32,
   outPtr: usize, outStride: i32, scratchPtr: usize,
 ): void {
   let maxW = C0;
@@ -117,7 +119,8 @@ export function implicitQuery(
   const cellBytes = <usize>projStride << 2;
   const projRow = <usize>fw * cellBytes;
   const K = load<i32>(widthsPtr + (<usize>nHidden << 2)); // inputs of the output layer
-  const outW = paramsPtr + (<usize>implicitHiddenFloats(C0, nHidden, widthsPtr) << 2);
+  const outW = paramsPtr + (<usize>implicitHiddenFloats(C0, nPos, nHidden, widthsPtr) << 2);
+  const hasPrior = nPos == 7;
   for (let y = 0; y < th; y++) {
     const j = ty0 + y;
     const lo = supportLo(j, Hf, Ht);
@@ -128,6 +131,7 @@ export function implicitQuery(
     const rowLo = projPtr + <usize>(ylo - fy0) * projRow;
     const rowHi = projPtr + <usize>(yhi - fy0) * projRow;
     const out = outPtr + ((<usize>y * <usize>outStride) << 2);
+    const priorRow = priorPtr + ((<usize>y * <usize>priorStride) << 2);
     for (let x0 = 0; x0 < tw; x0 += BLOCK) {
       const n = min(BLOCK, tw - x0);
       for (let q = 0; q < n; q++) {
@@ -139,12 +143,13 @@ export function implicitQuery(
         store<f32>(relX + (<usize>q << 3), rxLo);
         store<f32>(relX + (<usize>q << 3), rxHi, 4);
         const cLo = <usize>(xlo - fx0) * cellBytes, cHi = <usize>(xhi - fx0) * cellBytes;
+        const prior: f32 = hasPrior ? <f32>2 * load<f32>(priorRow + (<usize>(x0 + q) << 2)) - <f32>1 : 0;
         firstLayer(
           rowLo + cLo, rowLo + cHi, rowHi + cLo, rowHi + cHi, rowT, paramsPtr, C0,
-          rxLo, rxHi, coordOf(i, Wt), bufA + <usize>q * (<usize>C0 << 4),
+          rxLo, rxHi, coordOf(i, Wt), hasPrior, prior, bufA + <usize>q * (<usize>C0 << 4),
         );
       }
-      const last = hiddenLayers(bufA, bufB, n << 2, paramsPtr, C0, nHidden, widthsPtr);
+      const last = hiddenLayers(bufA, bufB, n << 2, paramsPtr, C0, nPos, nHidden, widthsPtr);
       for (let q = 0; q < n; q++) {
         const preds = outLayer4(last + <usize>q * (<usize>K << 4), K, outW);
         const rx = relX + (<usize>q << 3);
@@ -155,8 +160,8 @@ export function implicitQuery(
 }
 
 /** Floats of the parameter block before the output layer (pos + hidden layers). */
-function implicitHiddenFloats(C0: i32, nHidden: i32, widthsPtr: usize): i32 {
-  let n = POS * C0;
+function implicitHiddenFloats(C0: i32, nPos: i32, nHidden: i32, widthsPtr: usize): i32 {
+  let n = nPos * C0;
   for (let l = 1; l <= nHidden; l++) {
     const K = load<i32>(widthsPtr + (<usize>(l - 1) << 2)), N = load<i32>(widthsPtr + (<usize>l << 2));
     n += K * N + N;
@@ -169,9 +174,9 @@ function implicitHiddenFloats(C0: i32, nHidden: i32, widthsPtr: usize): i32 {
  * ping-ponging between `a` and `b`; returns the buffer holding the last.
  */
 function hiddenLayers(
-  a: usize, b: usize, M: i32, params: usize, C0: i32, nHidden: i32, widthsPtr: usize,
+  a: usize, b: usize, M: i32, params: usize, C0: i32, nPos: i32, nHidden: i32, widthsPtr: usize,
 ): usize {
-  let w = params + (<usize>(POS * C0) << 2);
+  let w = params + (<usize>(nPos * C0) << 2);
   let K = C0;
   for (let l = 1; l <= nHidden; l++) {
     const N = load<i32>(widthsPtr + (<usize>l << 2));
@@ -208,18 +213,21 @@ function rowTerms(
 /**
  * The 4 first-layer activation rows of one pixel, in support order
  * (lo,lo), (lo,hi), (hi,lo), (hi,hi): ReLU(proj[cell] + rowT[y-support] + column term).
+ * The prior's term (pixel-wide, like coord_x) joins the column term.
  */
 // @ts-ignore: decorator
 @inline
 function firstLayer(
   p00: usize, p01: usize, p10: usize, p11: usize, rowT: usize, pos: usize, C0: i32,
-  rxLo: f32, rxHi: f32, cx: f32, z: usize,
+  rxLo: f32, rxHi: f32, cx: f32, hasPrior: bool, prior: f32, z: usize,
 ): void {
   const n = <usize>C0 << 2;
   const zero = f32x4.splat(0);
   const vLo = f32x4.splat(rxLo), vHi = f32x4.splat(rxHi), vcx = f32x4.splat(cx);
+  const vp = f32x4.splat(prior);
   for (let c: usize = 0; c < n; c += 16) {
-    const base = f32x4.mul(v128.load(pos + 5 * n + c), vcx);
+    let base = f32x4.mul(v128.load(pos + 5 * n + c), vcx);
+    if (hasPrior) base = madd(v128.load(pos + 6 * n + c), vp, base);
     const wr = v128.load(pos + n + c);
     const colLo = madd(wr, vLo, base), colHi = madd(wr, vHi, base);
     const rLo = v128.load(rowT + c), rHi = v128.load(rowT + n + c);

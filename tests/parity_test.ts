@@ -4,7 +4,8 @@
  * tests/fixtures/golden.safetensors is written by train/export.py from the
  * shipped weights: inputs of odd size, every encoder stage, the per-cell
  * first-layer term and logits on several target grids (same size, 2x, a
- * non-integer scale, an interior window).
+ * non-integer scale, an interior window), with the prior planes when the
+ * model reads one.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseSafetensors } from "../src/weights/safetensors.ts";
@@ -47,7 +48,13 @@ async function setup(build: KernelBuild) {
   const image = golden.getTensor("input.image").data;
   const mask = golden.getTensor("input.mask").data;
   const input: Tensor = { buf: arena.f32(h * w * 4), h, w, c: 4 };
-  encoderInputInto(arena.view(input.buf), h * w, weights.config, (i, c) => image[c * h * w + i], (i) => mask[i]);
+  encoderInputInto(
+    arena.view(input.buf),
+    h * w,
+    weights.config,
+    (i, c) => image[c * h * w + i],
+    (i) => mask[i],
+  );
   const taps = new Map<string, Tensor>();
   const proj = encode(net, input, taps);
   return { net, arena, proj, taps };
@@ -77,7 +84,11 @@ for (const build of ["relaxed-simd", "simd"] as const) {
       const [y0, x0, h, w] = t.window;
       const mark = ctx.arena.mark();
       const out = ctx.arena.f32(h * w);
-      query(ctx.net, ctx.proj, { gridH: t.size[0], gridW: t.size[1], y0, x0, h, w }, out);
+      // a model that reads the prior gets PyTorch's (the pipeline test checks the engine's own)
+      const prior = ctx.net.implicit.posDims === 7
+        ? { ptr: ctx.arena.upload(golden.getTensor(`prior.${name}`).data).ptr }
+        : undefined;
+      query(ctx.net, ctx.proj, { gridH: t.size[0], gridW: t.size[1], y0, x0, h, w }, out, prior);
       const got = ctx.arena.view(out);
       const err = relativeL2(got, ref);
       let flips = 0;
@@ -85,7 +96,11 @@ for (const build of ["relaxed-simd", "simd"] as const) {
         if ((got[i] > 0) !== (ref[i] > 0) && Math.abs(ref[i]) >= 1e-3) flips++;
       }
       ctx.arena.release(mark);
-      console.log(`  ${build} logits.${name.padEnd(7)} ${h}x${w} of ${t.size}  rel. L2 ${err.toExponential(2)}`);
+      console.log(
+        `  ${build} logits.${name.padEnd(7)} ${h}x${w} of ${t.size}  rel. L2 ${
+          err.toExponential(2)
+        }`,
+      );
       assert(err < 1e-4, `logits.${name}: relative L2 error ${err.toExponential(2)}`);
       assertEquals(flips, 0, `logits.${name}: ${flips} pixels change class at |logit| >= 1e-3`);
     }
@@ -110,6 +125,10 @@ Deno.test("the dense multi-resolution pipeline matches PyTorch's refine (3 stage
   assertEquals(stagesSeen, meta.pipeline.stages.length);
   const ref = golden.getTensor("pipeline.logits").data;
   const err = relativeL2(logits, ref);
-  console.log(`  pipeline ${h}x${w}, stages ${JSON.stringify(meta.pipeline.stages)}: rel. L2 ${err.toExponential(2)}`);
+  console.log(
+    `  pipeline ${h}x${w}, stages ${JSON.stringify(meta.pipeline.stages)}: rel. L2 ${
+      err.toExponential(2)
+    }`,
+  );
   assert(err < 1e-4, `pipeline logits: relative L2 error ${err.toExponential(2)}`);
 });

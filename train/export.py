@@ -109,11 +109,17 @@ def golden_fixtures(model: CRM, seed: int) -> tuple[dict, dict]:
             out[f"tap.{k}"] = v
         meta = {"image_size": [h, w], "targets": {}}
         for name, size in grids.items():
-            out[f"logits.{name}"] = model.decoder.query(proj, size)
+            out[f"logits.{name}"] = model.decoder.query(proj, size, None, model.prior(mask, size))
             meta["targets"][name] = {"size": list(size), "window": [0, 0, size[0], size[1]]}
         win = (37, 19, 29, 51)  # a window of the x2 grid touching no border
-        out["logits.window"] = model.decoder.query(proj, (2 * h, 2 * w), win)
+        out["logits.window"] = model.decoder.query(proj, (2 * h, 2 * w), win, model.prior(mask, (2 * h, 2 * w), win))
         meta["targets"]["window"] = {"size": [2 * h, 2 * w], "window": list(win)}
+        if model.decoder.use_prior:
+            # the kernel's prior input (probabilities), so the logits are checked on their own;
+            # the pipeline below checks the engine's own upsampling of it
+            for name, t in meta["targets"].items():
+                y0, x0, hh, ww = t["window"]
+                out[f"prior.{name}"] = resize(mask, tuple(t["size"]))[:, :, y0:y0 + hh, x0:x0 + ww]
         # the whole multi-resolution procedure: 8-bit image, a low-resolution
         # coarse mask, and a small first stage so that three stages run
         ph, pw, base = 97, 131, 40

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import CRM, resize  # noqa: E402
+from model import CRM, prior_window, resize  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,11 @@ def parse_args(argv=None):
                    help="share of samples encoded with an uninformative coarse mask (0.5)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
+    p.add_argument("--prior", action="store_true",
+                   help="give the implicit function the stage's mask at the target pixel (pos_dims 7)")
+    p.add_argument("--init", help="start a new schedule from this checkpoint's weights (model and EMA): "
+                   "its step, samples and minutes carry over, the optimiser and the learning rate restart; "
+                   "a 6-input decoder gains the prior's input with zero weights (same function at the start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=float, default=5.0, help="minutes between checkpoints")
     return p.parse_args(argv)
@@ -148,7 +153,8 @@ def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dic
     losses = []
     for b in range(image.shape[0]):
         y0, x0 = query_window(gt[b], q, gen)
-        logits = model.decoder.query(proj[b:b + 1], (S, S), (y0, x0, q, q))
+        win = (y0, x0, q, q)
+        logits = model.decoder.query(proj[b:b + 1], (S, S), win, model.prior(enc_mask[b:b + 1], (S, S), win))
         g = gt[b:b + 1, :, y0:y0 + q, x0:x0 + q]
         # pixels the coarse mask gets wrong carry the signal that only the image can give
         wrong = ((coarse[b:b + 1, :, y0:y0 + q, x0:x0 + q] > 0.5) != (g > 0.5)).float()
@@ -165,12 +171,12 @@ def train_step(model: CRM, batch: dict, args, gen: random.Random, device) -> dic
 # checkpoints
 
 
-def save_checkpoint(path: Path, model, ema, opt, step, samples, elapsed, args):
+def save_checkpoint(path: Path, model, ema, opt, step, samples, elapsed, args, history):
     tmp = path.with_suffix(".tmp")
     torch.save({
         "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
         "step": step, "samples": samples, "elapsed": elapsed, "config": model.cfg,
-        "args": vars(args), "commit": git_commit(),
+        "args": vars(args), "commit": git_commit(), **history,
     }, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint
 
@@ -181,6 +187,23 @@ def git_commit() -> str:
                               text=True, timeout=10).stdout.strip()
     except Exception:
         return "unknown"
+
+
+def widened_state(state: dict, model: CRM) -> dict:
+    """``state`` (a CRM state_dict) fitted to ``model``: a positional weight
+    with fewer inputs gains zero columns, so the widened model computes
+    exactly what the old one did until training moves them."""
+    out = dict(state)
+    key = "decoder.pos_proj.weight"
+    want = model.state_dict()[key].shape
+    have = out[key]
+    if have.shape != want:
+        if have.shape[0] != want[0] or have.shape[1] > want[1]:
+            raise ValueError(f"cannot fit {key} {list(have.shape)} into {list(want)}")
+        wide = torch.zeros(want, dtype=have.dtype)
+        wide[:, :have.shape[1]] = have
+        out[key] = wide
+    return out
 
 
 def lr_at(step: int, total: int, base: float) -> float:
@@ -205,12 +228,15 @@ def main(argv=None):
         log.write(line + "\n")
 
     torch.manual_seed(args.seed)
-    model = CRM().to(device).to(memory_format=torch.channels_last)
-    ema = CRM().to(device).to(memory_format=torch.channels_last)
+    cfg = {"pos_dims": 7} if args.prior else None
+    model = CRM(cfg).to(device).to(memory_format=torch.channels_last)
+    ema = CRM(cfg).to(device).to(memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     ema.eval()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, samples, elapsed = 0, 0, 0.0
+    # where the current learning-rate schedule began, and the run it continues
+    history = {"schedule_start": 0, "init_from": None}
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location=device)
@@ -218,7 +244,15 @@ def main(argv=None):
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         step, samples, elapsed = ck["step"], ck["samples"], ck["elapsed"]
+        history = {k: ck.get(k, v) for k, v in history.items()}
         say(f"resumed from {last} at step {step} ({samples} samples, {elapsed / 60:.1f} min)")
+    elif args.init:
+        ck = torch.load(args.init, map_location=device)
+        model.load_state_dict(widened_state(ck["model"], model))
+        ema.load_state_dict(widened_state(ck["ema"], ema))
+        step, samples, elapsed = ck["step"], ck["samples"], ck["elapsed"]
+        history = {"schedule_start": step, "init_from": Path(args.init).name}
+        say(f"new schedule from {args.init}'s weights at step {step} ({samples} samples, {elapsed / 60:.1f} min)")
     if step >= args.steps:
         say("schedule already complete")
         return
@@ -244,7 +278,7 @@ def main(argv=None):
         if stop["now"] or step >= args.steps or time.time() - start > args.minutes * 60:
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr)
+            g["lr"] = lr_at(step - history["schedule_start"], args.steps - history["schedule_start"], args.lr)
         parts = train_step(model, batch, args, gen, device)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
@@ -264,13 +298,14 @@ def main(argv=None):
         now = time.time()
         if step % 50 == 0:
             rate = samples / max(1e-9, elapsed + now - start)
-            say(f"step {step} samples {samples} lr {lr_at(step, args.steps, args.lr):.2e} "
+            lr = opt.param_groups[0]["lr"]
+            say(f"step {step} samples {samples} lr {lr:.2e} "
                 + " ".join(f"{k} {v:.4f}" for k, v in running.items()) + f" | {rate:.1f} samples/s")
         if now - last_ckpt > args.ckpt_every * 60:
-            save_checkpoint(last, model, ema, opt, step, samples, elapsed + now - start, args)
+            save_checkpoint(last, model, ema, opt, step, samples, elapsed + now - start, args, history)
             last_ckpt = now
     elapsed += time.time() - start
-    save_checkpoint(last, model, ema, opt, step, samples, elapsed, args)
+    save_checkpoint(last, model, ema, opt, step, samples, elapsed, args, history)
     say(f"stopped at step {step}, {samples} samples, {elapsed / 60:.1f} min of training in total")
 
 

@@ -206,8 +206,9 @@ export class SparsePlane implements ProbPlane {
 /**
  * Rectangle `r` of `base` (on `geo.size`) upsampled to `geo.target` with
  * PyTorch's bilinear convention, bit for bit as the resize kernels compute it.
+ * Only `base.read` is used, so a crop of a plane serves as well as a plane.
  */
-export function upsample(base: ProbPlane, geo: StageGeometry, r: Rect): Float32Array {
+export function upsample(base: Pick<ProbPlane, "read">, geo: StageGeometry, r: Rect): Float32Array {
   const [Hs, Ws] = geo.size, [Ht, Wt] = geo.target;
   if (Hs === Ht && Ws === Wt) return base.read(r);
   const [r0, r1] = bilinearSourceRange(Hs, Ht, r.y0, r.y0 + r.h);

@@ -94,11 +94,16 @@ function runStages<T>(
       const logits = arena.f32(th * tw);
       const mark = arena.mark();
       const proj = encodeStage(net, rgb, [H, W], mask, stages[s]);
+      // the prior: this stage's mask on the grid it is queried at
+      const prior = config.pos_dims === 7
+        ? resized(net, mask, stages[s], queries[s], 1)
+        : undefined;
       for (let y0 = 0; y0 < th; y0 += chunk) {
         opts.signal?.throwIfAborted();
         const rows = Math.min(chunk, th - y0);
         const out = { ptr: logits.ptr + 4 * y0 * tw, length: rows * tw };
-        query(net, proj, { gridH: th, gridW: tw, y0, x0: 0, h: rows, w: tw }, out);
+        const window = { gridH: th, gridW: tw, y0, x0: 0, h: rows, w: tw };
+        query(net, proj, window, out, prior && { ptr: prior.ptr + 4 * y0 * tw });
         done += rows * tw;
         opts.onProgress?.({ stage: s, stages: stages.length, done, total });
       }

@@ -21,6 +21,7 @@ import type { EncoderGraph } from "../model/graph.ts";
 import type { Network } from "../model/network.ts";
 import { planStream, type Span, type StreamPlan, StreamRunner } from "./encoder_window.ts";
 import type { Rect, StageGeometry } from "./plan.ts";
+import { upsample } from "./planes.ts";
 
 /** What a unit returns per pixel of its window. */
 export type UnitOutput = "prob" | "u8" | "logits";
@@ -175,10 +176,10 @@ export function unitBytes(
   pixelBytes: number,
 ): number {
   const s = staging(steps, window, full, pixelBytes);
-  return steps.plan.bytes + s.image + s.mask + s.logits;
+  return steps.plan.bytes + s.image + s.mask + 2 * s.logits;
 }
 
-/** Bytes of the per-step staging: image rows, mask rows, logits. */
+/** Bytes of the per-step staging: image rows, mask rows, logits and the prior (a plane like the logits). */
 function staging(steps: UnitSteps, window: Rect, full: [number, number], pixelBytes: number) {
   const plan = steps.plan;
   const input = plan.spans.get("input")!;
@@ -212,10 +213,11 @@ export function runUnit(ctx: UnitContext, job: UnitJob): UnitResult {
   );
   const mark = net.arena.mark();
   try {
-    const region = net.arena.bytes(plan.bytes + room.image + room.mask + room.logits);
+    const region = net.arena.bytes(plan.bytes + room.image + room.mask + 2 * room.logits);
     const imagePtr = region + plan.bytes,
       maskPtr = imagePtr + room.image,
-      logitsPtr = maskPtr + room.mask;
+      logitsPtr = maskPtr + room.mask,
+      priorPtr = logitsPtr + room.logits;
     const runner = new StreamRunner(net, plan, region);
     const win = job.window;
     const offsets = queryOffsets(job.queries);
@@ -227,7 +229,7 @@ export function runUnit(ctx: UnitContext, job: UnitJob): UnitResult {
       const proj = runner.finish();
       const [t0, t1] = plan.steps[j].query;
       if (steps.queries[j].length === 0) continue;
-      queryStep(ctx, job, proj, steps.queries[j], t0, t1, logitsPtr);
+      queryStep(ctx, job, proj, steps.queries[j], t0, t1, logitsPtr, priorPtr);
       const plane = convert(ctx, job.output, logitsPtr, (t1 - t0) * win.w);
       for (const q of steps.queries[j]) {
         const parent = job.queries[q.parent];
@@ -311,7 +313,11 @@ function buildInput(
   normalizeEncoderInput(net.kernels, fresh.ptr, maskPtr, n, ctx.normPtr);
 }
 
-/** Logits of the step's query rectangles into the step's plane (rows [t0, t1), the window's width). */
+/**
+ * Logits of the step's query rectangles into the step's plane (rows [t0, t1),
+ * the window's width). A model that reads the prior gets it in a plane of
+ * the same layout at `prior`: the unit's mask crop upsampled to each rectangle.
+ */
 function queryStep(
   ctx: UnitContext,
   job: UnitJob,
@@ -320,13 +326,25 @@ function queryStep(
   t0: number,
   t1: number,
   logits: number,
+  prior: number,
 ): void {
   const { net } = ctx;
   const [Ht, Wt] = job.geo.target;
   const [hf, wf] = tensorSizes(net.graph, job.geo.size[0], job.geo.size[1]).get(net.graph.output)!;
   const win = job.window, p = proj.span;
   new Float32Array(net.kernels.memory.buffer, logits, (t1 - t0) * win.w).fill(0); // pixels outside the queries stay defined
+  const withPrior = net.implicit.posDims === 7;
   for (const q of rects) {
+    const at = 4 * ((q.y0 - t0) * win.w + (q.x0 - win.x0));
+    if (withPrior) {
+      const values = upsample(cropReader(job.mask), job.geo, q);
+      const plane = new Float32Array(
+        net.kernels.memory.buffer,
+        prior + at,
+        (q.h - 1) * win.w + q.w,
+      );
+      for (let y = 0; y < q.h; y++) plane.set(values.subarray(y * q.w, (y + 1) * q.w), y * win.w);
+    }
     implicitQuery(
       net.kernels,
       {
@@ -340,10 +358,29 @@ function queryStep(
       },
       { gridH: Ht, gridW: Wt, y0: q.y0, x0: q.x0, h: q.h, w: q.w },
       net.implicit,
-      { ptr: logits + 4 * ((q.y0 - t0) * win.w + (q.x0 - win.x0)), rowStride: win.w },
+      { ptr: logits + at, rowStride: win.w },
       net.scratch.ptr,
+      withPrior ? { ptr: prior + at, rowStride: win.w } : undefined,
     );
   }
+}
+
+/** Reads rectangles of the stage's mask (global coordinates) from a unit's crop of it. */
+function cropReader(crop: MaskCrop): { read(r: Rect): Float32Array } {
+  const s = crop.span, w = s.c1 - s.c0;
+  return {
+    read(r: Rect): Float32Array {
+      if (r.y0 < s.r0 || r.y0 + r.h > s.r1 || r.x0 < s.c0 || r.x0 + r.w > s.c1) {
+        throw new RangeError(`mask crop ${JSON.stringify(s)} does not hold ${JSON.stringify(r)}`);
+      }
+      const out = new Float32Array(r.h * r.w);
+      for (let y = 0; y < r.h; y++) {
+        const from = (r.y0 - s.r0 + y) * w + (r.x0 - s.c0);
+        out.set(crop.data.subarray(from, from + r.w), y * r.w);
+      }
+      return out;
+    },
+  };
 }
 
 /** The first `n` logits of the step's plane converted in place; a view of them. */

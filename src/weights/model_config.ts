@@ -49,8 +49,12 @@ export interface ModelConfig {
    * processes 4 channels per SIMD vector).
    */
   readonly mlp: readonly number[];
-  /** Positional inputs per query: rel_y, rel_x, cell_y, cell_x, coord_y, coord_x; always 6. */
-  readonly pos_dims: 6;
+  /**
+   * Positional inputs per query: 6 (rel_y, rel_x, cell_y, cell_x, coord_y,
+   * coord_x, as CRM), or 7 when the implicit function also reads the prior,
+   * the stage's mask upsampled to the target pixel.
+   */
+  readonly pos_dims: 6 | 7;
   /** Per-channel RGB mean subtracted before the encoder (image in [0, 1]). */
   readonly mean: readonly [number, number, number];
   /** Per-channel RGB standard deviation the centred image is divided by; positive. */
@@ -93,10 +97,10 @@ export function parseModelConfig(json: unknown): ModelConfig {
   if (obj.in_channels !== 4) {
     fail(`in_channels is ${describe(obj.in_channels)}; must be 4 (RGB + mask)`);
   }
-  if (obj.pos_dims !== 6) {
+  if (obj.pos_dims !== 6 && obj.pos_dims !== 7) {
     fail(
       `pos_dims is ${describe(obj.pos_dims)}; must be 6 ` +
-        "(rel_y, rel_x, cell_y, cell_x, coord_y, coord_x)",
+        "(rel_y, rel_x, cell_y, cell_x, coord_y, coord_x) or 7 (and the prior)",
     );
   }
   const stem = positiveInt(obj.stem, "stem", fail);
@@ -144,7 +148,7 @@ export function parseModelConfig(json: unknown): ModelConfig {
     proj,
     latent,
     mlp,
-    pos_dims: 6,
+    pos_dims: obj.pos_dims === 7 ? 7 : 6,
     mean,
     std,
     base_long_side: baseLongSide,

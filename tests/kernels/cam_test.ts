@@ -41,7 +41,7 @@ function maxErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number 
 }
 
 /** Random decoder tensors for `widths` (uniform, scaled by 1/sqrt(fan-in) as PyTorch's init). */
-function randomDecoder(widths: number[], seed: number): DecoderTensors {
+function randomDecoder(widths: number[], seed: number, posDims: 6 | 7 = 6): DecoderTensors {
   const u = (n: number, fanIn: number, s: number) =>
     randomFloats(n, s, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
   const hidden = [];
@@ -54,7 +54,8 @@ function randomDecoder(widths: number[], seed: number): DecoderTensors {
   const last = widths[widths.length - 1];
   return {
     widths,
-    pos: randomFloats(widths[0] * 6, seed, -1, 1),
+    pos: randomFloats(widths[0] * posDims, seed, -1, 1),
+    posDims,
     hidden,
     outW: u(last, last, seed + 1000),
     outB: u(1, last, seed + 1001)[0],
@@ -110,6 +111,10 @@ interface Options {
   projStride?: number;
   /** logit row stride (default the window width) */
   rowStride?: number;
+  /** the prior of the window [h][w] (7-input decoders), laid out with `priorStride` */
+  prior?: Float32Array;
+  /** floats from one prior row to the next (default the window width) */
+  priorStride?: number;
 }
 
 /** Runs the kernel on window `win` of the target grid; returns the h x w logits. */
@@ -142,6 +147,14 @@ function query(
   arena.view(out).fill(-123);
   const scratch = arena.f32(implicitScratchFloats(p.t.widths));
   arena.view(scratch).fill(NaN); // the kernel must not read scratch it did not write
+  let prior: { ptr: number; rowStride: number } | undefined;
+  if (opt.prior) {
+    const ps = opt.priorStride ?? tw;
+    const pb = arena.f32((th - 1) * ps + tw);
+    const pv = arena.view(pb).fill(NaN); // nor the prior's padding
+    for (let y = 0; y < th; y++) pv.set(opt.prior.subarray(y * tw, (y + 1) * tw), y * ps);
+    prior = { ptr: pb.ptr, rowStride: ps };
+  }
   implicitQuery(
     k,
     { ptr: buf.ptr, stride, gridH: p.Hf, gridW: p.Wf, y0: fy0, x0: fx0, h: fh, w: fw },
@@ -149,6 +162,7 @@ function query(
     params,
     { ptr: out.ptr, rowStride },
     scratch.ptr,
+    prior,
   );
   const plane = arena.view(out);
   const res = new Float32Array(th * tw);
@@ -323,6 +337,39 @@ for (const build of BUILDS) {
     assert(err < 1e-5, `err ${err}`);
   });
 
+  Deno.test(`implicitQuery with the prior matches the reference; windows are bit-identical (${build})`, async () => {
+    const { k, arena } = await setupKernels(build);
+    let seed = 400;
+    for (const widths of [[8], [32, 32, 32], [12, 20]]) {
+      for (const [Hf, Wf, Ht, Wt] of [[9, 11, 21, 26], [17, 13, 40, 31], [6, 7, 6, 7]]) {
+        const p = {
+          ...problem(widths, Hf, Wf, Ht, Wt, seed += 13),
+          t: randomDecoder(widths, seed, 7),
+        };
+        const prior = randomFloats(Ht * Wt, seed + 3, 0, 1);
+        const mark = arena.mark();
+        const params = uploadImplicitParams(arena, widths, lookup(p.t), 7);
+        const full = query(k, arena, p, params, [0, 0, Ht, Wt], { prior });
+        const want = implicitQueryRef(p.proj, Hf, Wf, p.t, Ht, Wt, undefined, undefined, prior);
+        const err = maxErr(full, want);
+        assert(err < 1e-5, `prior, widths [${widths}] ${Hf}x${Wf} -> ${Ht}x${Wt}: err ${err}`);
+        // the prior moves the logits: a model that ignored it would fail here
+        const flat = query(k, arena, p, params, [0, 0, Ht, Wt], { prior: prior.map((v) => 1 - v) });
+        assert(maxErr(flat, full) > 1e-3, "the prior makes no difference");
+        // a window with a padded prior plane gives the full grid's values bit for bit
+        const win: [number, number, number, number] = [2, 1, Ht - 3, Wt - 2];
+        const got = query(k, arena, p, params, win, {
+          prior: crop(prior, Wt, win),
+          priorStride: Wt + 3,
+          rowStride: Wt,
+        });
+        const ref = crop(full, Wt, win);
+        for (let i = 0; i < ref.length; i++) assert(Object.is(got[i], ref[i]), `window value ${i}`);
+        arena.release(mark);
+      }
+    }
+  });
+
   Deno.test(`implicitQuery on 6K-sized grids (${build})`, async () => {
     const { k, arena } = await setupKernels(build);
     const widths = [8, 12];
@@ -394,6 +441,37 @@ for (const build of BUILDS) {
     throws(() => call({ out: { ptr: out.ptr + 2 } }), RangeError);
     throws(() => call({ out: { ptr: k.memory.buffer.byteLength - 64 } }), RangeError);
     throws(() => call({ proj: { ptr: 0 } }), RangeError);
+    // the prior: required by 7-input parameters, refused by 6-input ones, checked for room
+    const prior = arena.upload(randomFloats(13 * 17, 4, 0, 1));
+    throws(
+      () => implicitQuery(k, pw, tw, params, { ptr: out.ptr }, scratch.ptr, { ptr: prior.ptr }),
+      /6 positional inputs/,
+    );
+    const t7 = randomDecoder(widths, 10, 7);
+    const params7 = uploadImplicitParams(arena, widths, lookup(t7), 7);
+    implicitQuery(k, pw, tw, params7, { ptr: out.ptr }, scratch.ptr, { ptr: prior.ptr }); // valid
+    throws(
+      () => implicitQuery(k, pw, tw, params7, { ptr: out.ptr }, scratch.ptr),
+      /reads the prior/,
+    );
+    throws(
+      () =>
+        implicitQuery(k, pw, tw, params7, { ptr: out.ptr }, scratch.ptr, {
+          ptr: prior.ptr,
+          rowStride: 16,
+        }),
+      RangeError,
+    );
+    throws(
+      () =>
+        implicitQuery(k, pw, tw, params7, { ptr: out.ptr }, scratch.ptr, {
+          ptr: k.memory.buffer.byteLength - 64,
+        }),
+      RangeError,
+    );
+    throws(() => call({ params: { posDims: 5 } }), /6 or 7/);
+    throws(() => packImplicitParams(widths, lookup(t7)), /values, expected/); // 7-input tensors as 6
+    assertEquals(packImplicitParams(widths, lookup(t7), 7).length, implicitParamsFloats(widths, 7));
     // the packer checks tensors
     const get = lookup(p.t);
     throws(

@@ -14,8 +14,10 @@ const f = Math.fround;
 export interface DecoderTensors {
   /** MLP widths [w0, h1, ..., hn] */
   widths: number[];
-  /** mlp.pos.weight [w0][6] */
+  /** mlp.pos.weight [w0][posDims] */
   pos: Float32Array;
+  /** positional inputs: 6, or 7 with the prior (default 6) */
+  posDims?: 6 | 7;
   /** mlp.hidden{l}.weight [out][in] and bias [out] */
   hidden: { weight: Float32Array; bias: Float32Array }[];
   /** mlp.out.weight [hn] */
@@ -64,7 +66,8 @@ function mlpRef(z0: Float32Array, t: DecoderTensors): number {
 /**
  * Logits [h][w] of window (y0, x0, h, w) of the Ht x Wt target grid, from
  * proj (NHWC, the per-cell first-layer term): the whole Hf x Wf grid, or only
- * the window `projWin` = (fy0, fx0, fh, fw) of it.
+ * the window `projWin` = (fy0, fx0, fh, fw) of it. `prior`: the window's
+ * prior probabilities [h][w], for a decoder with 7 positional inputs.
  */
 export function implicitQueryRef(
   proj: Float32Array,
@@ -75,13 +78,18 @@ export function implicitQueryRef(
   Wt: number,
   win: [number, number, number, number] = [0, 0, Ht, Wt],
   projWin: [number, number, number, number] = [0, 0, Hf, Wf],
+  prior?: Float32Array,
 ): Float32Array {
+  const P = t.posDims ?? 6;
+  if ((P === 7) !== (prior !== undefined)) {
+    throw new Error("the prior goes with 7 positional inputs");
+  }
   const [y0, x0, h, w] = win;
   const [fy0, fx0, , fw] = projWin;
   const C = t.widths[0];
   const ys = axisSupport(Ht, Hf, y0, h), xs = axisSupport(Wt, Wf, x0, w);
   const cellY = f((2 * Hf) / Ht), cellX = f((2 * Wf) / Wt);
-  const wp = (c: number, i: number) => t.pos[c * 6 + i];
+  const wp = (c: number, i: number) => t.pos[c * P + i];
   const out = new Float32Array(h * w);
   const z = new Float32Array(C);
   for (let y = 0; y < h; y++) {
@@ -93,7 +101,10 @@ export function implicitQueryRef(
             const g = proj[((iy - fy0) * fw + ix - fx0) * C + c];
             const pos = f(f(wp(c, 0) * ry) + f(wp(c, 1) * rx));
             const cnst = f(f(wp(c, 2) * cellY) + f(wp(c, 3) * cellX));
-            const rowC = f(wp(c, 4) * ys.coord[y]), colC = f(wp(c, 5) * xs.coord[x]);
+            const rowC = f(wp(c, 4) * ys.coord[y]);
+            const colC = prior
+              ? f(f(wp(c, 5) * xs.coord[x]) + f(wp(c, 6) * f(f(2 * prior[y * w + x]) - 1)))
+              : f(wp(c, 5) * xs.coord[x]);
             z[c] = Math.max(f(f(f(f(g + pos) + cnst) + rowC) + colC), 0);
           }
           preds.push(mlpRef(z, t));

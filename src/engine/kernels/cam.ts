@@ -9,10 +9,15 @@
  * the per-cell term `proj` = feat_proj(latent) comes in precomputed), and the
  * opposite-area blend. It writes logits (no sigmoid).
  *
- * Parameter block (float32, `packImplicitParams`), for widths w[0..n]:
+ * With 7 positional inputs the model also reads the *prior*: the stage's mask
+ * upsampled to each target pixel (train/model.py's `prior_window`), passed
+ * as a plane of probabilities beside the logits.
  *
- *     pos    [6][w0]     mlp.pos.weight transposed: row i = weights of input i
- *                        (rel_y, rel_x, cell_y, cell_x, coord_y, coord_x)
+ * Parameter block (float32, `packImplicitParams`), for widths w[0..n] and
+ * P positional inputs (6 or 7):
+ *
+ *     pos    [P][w0]     mlp.pos.weight transposed: row i = weights of input i
+ *                        (rel_y, rel_x, cell_y, cell_x, coord_y, coord_x, prior)
  *     per hidden layer l (K = w[l], N = w[l+1]):
  *       weight [K][N]    mlp.hidden{l}.weight transposed (input-major)
  *       bias   [N]       mlp.hidden{l}.bias
@@ -29,8 +34,17 @@ import type { Arena } from "../arena.ts";
 import { checkInt, checkSpan, spanOf } from "./check.ts";
 import { floorDiv } from "./resize.ts";
 
-/** Positional inputs of the first layer: rel_y, rel_x, cell_y, cell_x, coord_y, coord_x. */
-export const POS_DIMS = 6;
+/**
+ * Positional inputs of the first layer: 6 (rel_y, rel_x, cell_y, cell_x,
+ * coord_y, coord_x), or 7 with the prior.
+ */
+export type PosDims = 6 | 7;
+
+function checkPosDims(posDims: number): asserts posDims is PosDims {
+  if (posDims !== 6 && posDims !== 7) {
+    throw new RangeError(`positional inputs must be 6 or 7, got ${posDims}`);
+  }
+}
 
 /** Throws unless `widths` (the MLP widths [w0, h1, ..., hn]) are positive multiples of 4. */
 export function checkWidths(widths: readonly number[]): void {
@@ -42,10 +56,11 @@ export function checkWidths(widths: readonly number[]): void {
   }
 }
 
-/** Floats of the packed parameter block for `widths`. */
-export function implicitParamsFloats(widths: readonly number[]): number {
+/** Floats of the packed parameter block for `widths` and `posDims` positional inputs. */
+export function implicitParamsFloats(widths: readonly number[], posDims: PosDims = 6): number {
   checkWidths(widths);
-  let n = POS_DIMS * widths[0];
+  checkPosDims(posDims);
+  let n = posDims * widths[0];
   for (let l = 1; l < widths.length; l++) n += widths[l - 1] * widths[l] + widths[l];
   return n + widths[widths.length - 1] + 4;
 }
@@ -68,8 +83,12 @@ export type TensorLookup = (name: string) => Float32Array | undefined;
  * them) into the kernel's parameter block; see the module doc for the layout.
  * `mlp.feat.*` is not needed here: it produces `proj`.
  */
-export function packImplicitParams(widths: readonly number[], get: TensorLookup): Float32Array {
-  const out = new Float32Array(implicitParamsFloats(widths));
+export function packImplicitParams(
+  widths: readonly number[],
+  get: TensorLookup,
+  posDims: PosDims = 6,
+): Float32Array {
+  const out = new Float32Array(implicitParamsFloats(widths, posDims));
   const need = (name: string, length: number): Float32Array => {
     const t = get(name);
     if (!t) throw new RangeError(`decoder tensor ${name} is missing`);
@@ -79,11 +98,11 @@ export function packImplicitParams(widths: readonly number[], get: TensorLookup)
     return t;
   };
   const w0 = widths[0];
-  const pos = need("mlp.pos.weight", w0 * POS_DIMS); // [w0][6]
-  for (let i = 0; i < POS_DIMS; i++) {
-    for (let c = 0; c < w0; c++) out[i * w0 + c] = pos[c * POS_DIMS + i];
+  const pos = need("mlp.pos.weight", w0 * posDims); // [w0][posDims]
+  for (let i = 0; i < posDims; i++) {
+    for (let c = 0; c < w0; c++) out[i * w0 + c] = pos[c * posDims + i];
   }
-  let at = POS_DIMS * w0;
+  let at = posDims * w0;
   for (let l = 1; l < widths.length; l++) {
     const K = widths[l - 1], N = widths[l];
     const w = need(`mlp.hidden${l - 1}.weight`, N * K); // [N][K]
@@ -107,6 +126,8 @@ export interface ImplicitParamsRef {
   /** byte offset of the widths as i32 */
   widthsPtr: number;
   widths: readonly number[];
+  /** positional inputs: 7 when the model reads the prior */
+  posDims: PosDims;
 }
 
 /** Packs the decoder's tensors and uploads them, with the widths, into `arena`. */
@@ -114,11 +135,12 @@ export function uploadImplicitParams(
   arena: Arena,
   widths: readonly number[],
   get: TensorLookup,
+  posDims: PosDims = 6,
 ): ImplicitParamsRef {
-  const block = arena.upload(packImplicitParams(widths, get));
+  const block = arena.upload(packImplicitParams(widths, get, posDims));
   const wbuf = arena.f32(widths.length);
   new Int32Array(arena.view(wbuf).buffer, wbuf.ptr, widths.length).set(widths);
-  return { ptr: block.ptr, widthsPtr: wbuf.ptr, widths: [...widths] };
+  return { ptr: block.ptr, widthsPtr: wbuf.ptr, widths: [...widths], posDims };
 }
 
 /**
@@ -180,10 +202,22 @@ export interface LogitPlane {
 }
 
 /**
+ * The prior of a target window (models with 7 positional inputs): the
+ * stage's mask upsampled to the target grid, probability of pixel (y, x) of
+ * the window at ptr + (y * rowStride + x) * 4.
+ */
+export interface PriorPlane {
+  ptr: number;
+  /** floats from one row to the next (default: the window's width) */
+  rowStride?: number;
+}
+
+/**
  * Logits of the target window: CAM + implicit function, as
- * `ImplicitDecoder.query(proj, (Ht, Wt), (y0, x0, h, w))`. `scratchPtr` holds
- * `implicitScratchFloats(widths)` floats. Throws a RangeError when `proj`'s
- * window does not hold every support cell of the target window.
+ * `ImplicitDecoder.query(proj, (Ht, Wt), (y0, x0, h, w), prior)`. `scratchPtr`
+ * holds `implicitScratchFloats(widths)` floats. `prior` is required exactly
+ * when the parameters have 7 positional inputs. Throws a RangeError when
+ * `proj`'s window does not hold every support cell of the target window.
  */
 export function implicitQuery(
   k: KernelInstance,
@@ -192,9 +226,18 @@ export function implicitQuery(
   params: ImplicitParamsRef,
   out: LogitPlane,
   scratchPtr: number,
+  prior?: PriorPlane,
 ): void {
   const widths = params.widths;
   checkWidths(widths);
+  checkPosDims(params.posDims);
+  if ((params.posDims === 7) !== (prior !== undefined)) {
+    throw new RangeError(
+      params.posDims === 7
+        ? "implicitQuery: this model reads the prior, and none was given"
+        : "implicitQuery: a prior was given to a model with 6 positional inputs",
+    );
+  }
   const C0 = widths[0];
   const stride = proj.stride ?? C0;
   checkInt("feature grid height", proj.gridH);
@@ -215,7 +258,7 @@ export function implicitQuery(
   );
   const mem = k.memory;
   checkSpan(mem, "implicitQuery proj", proj.ptr, spanOf(proj.h, proj.w, C0, stride));
-  checkSpan(mem, "implicitQuery params", params.ptr, implicitParamsFloats(widths));
+  checkSpan(mem, "implicitQuery params", params.ptr, implicitParamsFloats(widths, params.posDims));
   checkSpan(mem, "implicitQuery widths", params.widthsPtr, widths.length);
   const stored = new Int32Array(mem.buffer, params.widthsPtr, widths.length);
   if (stored.some((w, i) => w !== widths[i])) {
@@ -223,6 +266,11 @@ export function implicitQuery(
   }
   checkSpan(mem, "implicitQuery logits", out.ptr, (target.h - 1) * rowStride + target.w);
   checkSpan(mem, "implicitQuery scratch", scratchPtr, implicitScratchFloats(widths));
+  const priorStride = prior?.rowStride ?? target.w;
+  if (prior) {
+    checkInt("prior row stride", priorStride, target.w);
+    checkSpan(mem, "implicitQuery prior", prior.ptr, (target.h - 1) * priorStride + target.w);
+  }
   k.exports.implicitQuery(
     proj.ptr,
     stride,
@@ -240,8 +288,11 @@ export function implicitQuery(
     target.h,
     target.w,
     params.ptr,
+    params.posDims,
     widths.length - 1,
     params.widthsPtr,
+    prior?.ptr ?? 0,
+    priorStride,
     out.ptr,
     rowStride,
     scratchPtr,
