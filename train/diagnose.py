@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     S = args.size
 
     def prob(img, mask):
-        return torch.sigmoid(model.decoder.query(model.encode(img, mask), (S, S), (0, 0, S, S)))
+        return torch.sigmoid(model(img, mask, (S, S)))
 
     acc_c, acc_m, reliance, free_iou = [], [], [], []
     with torch.no_grad():

@@ -143,7 +143,10 @@ def _load_safetensors(path: Path):
         dec = model.decoder
         dec.feat_proj.weight.copy_(take("mlp.feat.weight", dec.feat_proj.weight.shape))
         dec.feat_proj.bias.copy_(take("mlp.feat.bias", dec.feat_proj.bias.shape))
-        dec.pos_proj.weight.copy_(take("mlp.pos.weight", dec.pos_proj.weight.shape))
+        pos = take("mlp.pos.weight", (dec.pos_proj.weight.shape[0], model.cfg["pos_dims"]))
+        dec.pos_proj.weight.copy_(pos[:, :6])
+        if dec.prior_proj is not None:
+            dec.prior_proj.weight.copy_(pos[:, 6:])
         for i, layer in enumerate(dec.hidden):
             layer.weight.copy_(take(f"mlp.hidden{i}.weight", layer.weight.shape))
             layer.bias.copy_(take(f"mlp.hidden{i}.bias", layer.bias.shape))

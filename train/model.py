@@ -230,7 +230,12 @@ class ImplicitDecoder(nn.Module):
         self.use_prior = cfg["pos_dims"] == 7
         widths = cfg["mlp"]
         self.feat_proj = nn.Conv2d(cfg["latent"], widths[0], 1, bias=True)
-        self.pos_proj = nn.Linear(cfg["pos_dims"], widths[0], bias=False)
+        self.pos_proj = nn.Linear(6, widths[0], bias=False)
+        # the prior's weights (W1p's 7th column) on their own, so that training can give them
+        # their own learning rate; zero at the start: the model begins by ignoring the prior
+        self.prior_proj = nn.Linear(1, widths[0], bias=False) if self.use_prior else None
+        if self.prior_proj is not None:
+            nn.init.zeros_(self.prior_proj.weight)
         hidden = []
         for a, b in zip(widths[:-1], widths[1:]):
             hidden.append(nn.Conv2d(a, b, 1, bias=True))
@@ -265,7 +270,7 @@ class ImplicitDecoder(nn.Module):
             if prior is None or tuple(prior.shape[-2:]) != (h, w):
                 raise ValueError(f"this model needs the prior of its {h}x{w} window")
             # the same for the four supports: folded into the per-pixel constant
-            col_c = col_c + wp[:, 6].view(1, C, 1, 1) * prior
+            col_c = col_c + self.prior_proj.weight.view(1, C, 1, 1) * prior
         elif prior is not None:
             raise ValueError("this model takes no prior (pos_dims 6)")
         preds, areas = [], []
@@ -393,7 +398,8 @@ def folded_tensors(model: CRM) -> Dict[str, torch.Tensor]:
     put("fuse", enc.fuse)
     out["mlp.feat.weight"] = dec.feat_proj.weight.detach().float().contiguous()
     out["mlp.feat.bias"] = dec.feat_proj.bias.detach().float().contiguous()
-    out["mlp.pos.weight"] = dec.pos_proj.weight.detach().float().contiguous()
+    pos = dec.pos_proj.weight if dec.prior_proj is None else torch.cat([dec.pos_proj.weight, dec.prior_proj.weight], 1)
+    out["mlp.pos.weight"] = pos.detach().float().contiguous()  # [w0, pos_dims]
     for i, layer in enumerate(dec.hidden):
         out[f"mlp.hidden{i}.weight"] = layer.weight.detach().float().reshape(layer.weight.shape[0], -1).contiguous()
         out[f"mlp.hidden{i}.bias"] = layer.bias.detach().float().contiguous()

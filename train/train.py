@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--prior", action="store_true",
                    help="give the implicit function the stage's mask at the target pixel (pos_dims 7)")
+    p.add_argument("--prior-lr", type=float, default=10.0,
+                   help="learning-rate multiplier of the prior's weights (with --prior): they start at "
+                   "zero in a trained model and must grow to matter")
     p.add_argument("--init", help="start a new schedule from this checkpoint's weights (model and EMA): "
                    "its step, samples and minutes carry over, the optimiser and the learning rate restart; "
                    "a 6-input decoder gains the prior's input with zero weights (same function at the start)")
@@ -190,19 +193,21 @@ def git_commit() -> str:
 
 
 def widened_state(state: dict, model: CRM) -> dict:
-    """``state`` (a CRM state_dict) fitted to ``model``: a positional weight
-    with fewer inputs gains zero columns, so the widened model computes
-    exactly what the old one did until training moves them."""
+    """``state`` (a CRM state_dict) fitted to ``model``: a model that reads the
+    prior gets zero prior weights when ``state`` has none, so it computes
+    exactly what the old one did until training moves them; and the prior's
+    column of a 7-wide positional weight (older checkpoints) moves to its own
+    tensor."""
     out = dict(state)
-    key = "decoder.pos_proj.weight"
-    want = model.state_dict()[key].shape
-    have = out[key]
-    if have.shape != want:
-        if have.shape[0] != want[0] or have.shape[1] > want[1]:
-            raise ValueError(f"cannot fit {key} {list(have.shape)} into {list(want)}")
-        wide = torch.zeros(want, dtype=have.dtype)
-        wide[:, :have.shape[1]] = have
-        out[key] = wide
+    pos, prior = "decoder.pos_proj.weight", "decoder.prior_proj.weight"
+    mine = model.state_dict()
+    if out[pos].shape[1] == 7:
+        out[prior] = out[pos][:, 6:].clone()
+        out[pos] = out[pos][:, :6].clone()
+    if prior in mine and prior not in out:
+        out[prior] = torch.zeros_like(mine[prior])
+    if prior in out and prior not in mine:
+        raise ValueError("the checkpoint reads the prior; train it with --prior")
     return out
 
 
@@ -233,7 +238,12 @@ def main(argv=None):
     ema = CRM(cfg).to(device).to(memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     ema.eval()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    prior_params = [p for n, p in model.named_parameters() if n.startswith("decoder.prior_proj.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("decoder.prior_proj.")]
+    groups = [{"params": rest, "lr_mult": 1.0}]
+    if prior_params:
+        groups.append({"params": prior_params, "lr_mult": args.prior_lr})
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     step, samples, elapsed = 0, 0, 0.0
     # where the current learning-rate schedule began, and the run it continues
     history = {"schedule_start": 0, "init_from": None}
@@ -278,7 +288,8 @@ def main(argv=None):
         if stop["now"] or step >= args.steps or time.time() - start > args.minutes * 60:
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step - history["schedule_start"], args.steps - history["schedule_start"], args.lr)
+            g["lr"] = g["lr_mult"] * lr_at(step - history["schedule_start"], args.steps - history["schedule_start"],
+                                           args.lr)
         parts = train_step(model, batch, args, gen, device)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
