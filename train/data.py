@@ -61,6 +61,8 @@ SET_WEIGHTS = {
 }
 VIRTUAL_LENGTH = 10000
 CACHE_LONG_SIDE = 1280   # photos are kept at most this big (uint8)
+REAL_LONG_SIDE = 2048    # real image/mask pairs keep their full size: native-scale crops need it
+NATIVE_SHARE = 0.35      # share of boundary crops of a real image at its own pixel scale (see _real_crop)
 ALPHA_LONG_SIDE = 2048   # alpha mattes keep more: their hair is the point
 CACHE_CAP_BYTES = 4 << 30
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -529,7 +531,7 @@ class RefineDataset(torch.utils.data.Dataset):
                 # bring the photo to the mask (upscaling a mask would invent edges)
                 interp = cv2.INTER_AREA if img.shape[0] > mask.shape[0] else cv2.INTER_LINEAR
                 img = cv2.resize(img, (mask.shape[1], mask.shape[0]), interpolation=interp)
-            img, mask = _cap_size(img, CACHE_LONG_SIDE), _cap_size(mask, CACHE_LONG_SIDE)
+            img, mask = _cap_size(img, REAL_LONG_SIDE), _cap_size(mask, REAL_LONG_SIDE)
             pts = boundary_points(mask)
             return img, mask, pts, _bbox_of(pts, mask)
         return self._cached(("set", name, k), load)
@@ -557,6 +559,12 @@ class RefineDataset(torch.utils.data.Dataset):
         mirrored copies of the scene are not what inference sees; this
         outranks the object-size range for big objects in small images.
         Upscaling stops at 3x.
+
+        ``NATIVE_SHARE`` of the other crops keep the photo's own pixel scale
+        (0.75-1.25x) whatever the object's size: the last inference stage
+        always runs at full size, where a 1918 px Carvana car spans five
+        crops, while the object-size rule alone showed it only shrunk 2.3-10x
+        (sharper edges than the photo's own).
         """
         img, mask, pts, bbox = self._real_item(name, k)
         h, w = mask.shape
@@ -566,7 +574,10 @@ class RefineDataset(torch.utils.data.Dataset):
             cx, cy = w / 2, h / 2
         else:
             obj = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
-            scale = S * math.exp(rng.uniform(math.log(0.5), math.log(2.0))) / obj
+            if rng.random() < NATIVE_SHARE:
+                scale = math.exp(rng.uniform(math.log(0.75), math.log(1.25)))
+            else:
+                scale = S * math.exp(rng.uniform(math.log(0.5), math.log(2.0))) / obj
             scale = min(max(scale, 0.9 * S / min(h, w)), 3.0)
             cx, cy = self._crop_centre(pts, w, h, S / scale, rng, boundary=mode < 0.88)
         angle = float(rng.uniform(-10, 10)) if rng.random() < 0.15 else 0.0
@@ -674,7 +685,7 @@ class RefineDataset(torch.utils.data.Dataset):
 
         for name, pairs in self.items.items():
             for _, mp in pairs:
-                total += 4 * capped(_image_size(mp), CACHE_LONG_SIDE)  # RGB + mask
+                total += 4 * capped(_image_size(mp), REAL_LONG_SIDE)  # RGB + mask
         for entry in self.photos:
             if entry[0] == "file":
                 total += 3 * capped(_image_size(entry[1]), CACHE_LONG_SIDE)
