@@ -209,9 +209,11 @@ Deno.test("a wider config (stem 48) loads with matching tensors, no code change"
 Deno.test("the shipped weights load", () => {
   const bytes = Deno.readFileSync(new URL("../weights/crm-lite.safetensors", import.meta.url));
   const w = loadModelWeights(bytes, "weights/crm-lite.safetensors");
-  assertEquals(w.config, DEFAULT);
+  // the shipped weights read the prior: DEFAULT_CONFIG with a 7th positional input
+  assertEquals(w.config, { ...DEFAULT, pos_dims: 7 });
   assertEquals(typeof w.provenance.trained, "boolean");
   assertEquals(w.shape("fuse.weight"), [64, 64, 3, 3]);
+  assertEquals(w.shape("mlp.pos.weight"), [32, 7]);
 });
 
 Deno.test("F16 weights load, widened exactly", () => {

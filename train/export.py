@@ -135,7 +135,10 @@ def golden_fixtures(model: CRM, seed: int) -> tuple[dict, dict]:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", help="training checkpoint (uses its EMA weights)")
+    p.add_argument("--ckpt", help="training checkpoint (its EMA weights unless --weights-key model)")
+    p.add_argument("--weights-key", choices=("ema", "model"), default="ema",
+                   help="the checkpoint's EMA weights, or the trained weights themselves (model): the EMA "
+                   "(decay 0.999) lags a short fine-tuning run by about 1000 steps")
     p.add_argument("--random-seed", type=int, help="export an untrained model instead")
     p.add_argument("--out", default=str(REPO / "weights" / "crm-lite.safetensors"))
     p.add_argument("--fixtures", default=str(REPO / "tests" / "fixtures" / "golden.safetensors"))
@@ -146,8 +149,9 @@ def main(argv=None):
     if args.ckpt:
         ck = torch.load(args.ckpt, map_location="cpu")
         model = CRM(ck["config"])
-        model.load_state_dict(ck["ema"])
-        prov = {"trained": True, "checkpoint": Path(args.ckpt).name, "steps": ck["step"],
+        model.load_state_dict(ck[args.weights_key])
+        prov = {"trained": True, "checkpoint": Path(args.ckpt).name, "weights": args.weights_key,
+                "init_from": ck.get("init_from"), "schedule_start": ck.get("schedule_start"), "steps": ck["step"],
                 "samples_seen": ck["samples"], "train_minutes": round(ck["elapsed"] / 60, 1),
                 "train_args": ck.get("args", {}), "commit": ck.get("commit", "unknown")}
     elif args.random_seed is not None:

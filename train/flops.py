@@ -44,9 +44,10 @@ def implicit_macs_per_pixel(cfg: dict) -> int:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--size", default="720x960", help="HxW of the encoder input")
+    p.add_argument("--pos-dims", type=int, default=7, help="positional inputs: 7 reads the prior (shipped), 6 is CRM's")
     a = p.parse_args()
     h, w = map(int, a.size.split("x"))
-    model = CRM().eval()
+    model = CRM({"pos_dims": a.pos_dims}).eval()
     rows = encoder_macs(model, h, w)
     total = sum(m for _, m in rows)
     print(f"parameters: {count_params(model)}")
