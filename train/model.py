@@ -218,7 +218,7 @@ class ImplicitDecoder(nn.Module):
     input mask at the target pixel itself (``prior_window``). CRM's MLP sees
     the mask only through the stride-2 feature cells, so reproducing a coarse
     boundary that is already right means regressing its sub-cell position
-    from features; measured on the shipped 6-input weights, the 960 px first
+    from features; measured with the fourth run's 6-input weights, the 960 px first
     stage queried at 1920 px turned Carvana's 1/8 masks from 89.6 to 81.6 mBA
     (weights/MODEL_CARD.md). The prior hands that position to every pixel.
     """

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import CRM, prior_window, resize  # noqa: E402
+from model import CRM, resize  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -195,15 +195,10 @@ def git_commit() -> str:
 def widened_state(state: dict, model: CRM) -> dict:
     """``state`` (a CRM state_dict) fitted to ``model``: a model that reads the
     prior gets zero prior weights when ``state`` has none, so it computes
-    exactly what the old one did until training moves them; and the prior's
-    column of a 7-wide positional weight (older checkpoints) moves to its own
-    tensor."""
+    exactly what the old one did until training moves them."""
     out = dict(state)
-    pos, prior = "decoder.pos_proj.weight", "decoder.prior_proj.weight"
+    prior = "decoder.prior_proj.weight"
     mine = model.state_dict()
-    if out[pos].shape[1] == 7:
-        out[prior] = out[pos][:, 6:].clone()
-        out[pos] = out[pos][:, :6].clone()
     if prior in mine and prior not in out:
         out[prior] = torch.zeros_like(mine[prior])
     if prior in out and prior not in mine:
@@ -288,8 +283,9 @@ def main(argv=None):
         if stop["now"] or step >= args.steps or time.time() - start > args.minutes * 60:
             break
         for g in opt.param_groups:
-            g["lr"] = g["lr_mult"] * lr_at(step - history["schedule_start"], args.steps - history["schedule_start"],
-                                           args.lr)
+            # checkpoints from before --prior-lr saved groups without a multiplier
+            start_step = history["schedule_start"]
+            g["lr"] = g.get("lr_mult", 1.0) * lr_at(step - start_step, args.steps - start_step, args.lr)
         parts = train_step(model, batch, args, gen, device)
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
