@@ -1,9 +1,10 @@
 /**
  * Quality benchmark: the coarse masks, the guided filter and crispmask
- * (sparse and dense) on evaluation sets, scored with src/metrics.
+ * (sparse, dense, and sparse with test-time flipping) on evaluation sets,
+ * scored with src/metrics.
  *
  *     deno run -A bench/quality.ts [--data ../shared/data/eval] [--sets p3m,grabcut,davis,carvana]
- *       [--kinds isnet,lowres8,lowres32,perturbed] [--methods coarse,guided,sparse,dense]
+ *       [--kinds isnet,lowres8,lowres32,perturbed] [--methods coarse,guided,sparse,dense,flip]
  *       [--workers 2] [--limit N] [--panels DIR] [--json out.json] [--weights path]
  *       [--ignore set=value|none]...
  *
@@ -138,7 +139,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
   };
   const ignore = { ...DEFAULT_IGNORE, ...options.ignore };
   const sets = options.sets ?? await discoverSets(options.data);
-  const needsEngine = options.methods.some((m) => m === "sparse" || m === "dense");
+  const needsEngine = options.methods.some((m) => m === "sparse" || m === "dense" || m === "flip");
   const refiner = needsEngine ? await openRefiner(options) : null;
   const guided = options.methods.includes("guided") ? new GuidedThread() : null;
   const runners: Runners = { refiner, guided };
@@ -336,8 +337,12 @@ async function runMethod(
   }
   if (!runners.refiner) throw new Error("no refiner");
   const t = performance.now();
-  // `dense` selects the pipeline (src/refiner.ts): sparse boundary-band inference unless true
-  const pred = await runners.refiner.refine(image, coarse, { dense: method === "dense" });
+  // `dense` selects the pipeline (src/refiner.ts): sparse boundary-band inference unless true;
+  // `flip` averages in the refinement of the mirrored photo
+  const pred = await runners.refiner.refine(image, coarse, {
+    dense: method === "dense",
+    flip: method === "flip",
+  });
   return { pred, seconds: (performance.now() - t) / 1000 };
 }
 
@@ -350,7 +355,8 @@ async function writePanel(
   input: { image: RgbImage; gt: Mask; coarse: Mask },
   outputs: Map<Method, Mask>,
 ): Promise<void> {
-  const refined = outputs.get("sparse") ?? outputs.get("dense") ?? outputs.get("guided");
+  const refined = outputs.get("sparse") ?? outputs.get("dense") ?? outputs.get("flip") ??
+    outputs.get("guided");
   if (!refined) return;
   const panel = renderPanel({ ...input, refined, ignoreValue: run.ignoreValue });
   const path = join(dir, run.set, kind, `${name}.png`);
@@ -383,7 +389,7 @@ export class UsageError extends Error {}
 
 const USAGE =
   `usage: deno run -A bench/quality.ts [--data DIR] [--sets a,b] [--kinds isnet,lowres8,lowres32,perturbed]
-  [--methods coarse,guided,sparse,dense] [--workers N] [--limit N] [--panels DIR] [--json FILE]
+  [--methods coarse,guided,sparse,dense,flip] [--workers N] [--limit N] [--panels DIR] [--json FILE]
   [--weights FILE] [--ignore set=value|none]...`;
 
 /** Methods run when `--methods` is not given: dense inference is opt-in (it triples the time). */

@@ -10,8 +10,11 @@
 import type { MaskStats } from "../src/metrics/mod.ts";
 import type { Skipped } from "./quality_data.ts";
 
-/** The methods compared: the coarse input, the guided filter, crispmask sparse and dense. */
-export const METHODS = ["coarse", "guided", "sparse", "dense"] as const;
+/**
+ * The methods compared: the coarse input, the guided filter, crispmask sparse
+ * and dense, and sparse with test-time flipping (`RefineOptions.flip`).
+ */
+export const METHODS = ["coarse", "guided", "sparse", "dense", "flip"] as const;
 /** One of {@link METHODS}. */
 export type Method = typeof METHODS[number];
 

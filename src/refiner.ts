@@ -21,6 +21,7 @@ import { InlineRunner, WorkerPool, workersAvailable } from "./workers/pool.ts";
 import type { WorkerFault } from "./workers/protocol.ts";
 import { CrispmaskError } from "./errors.ts";
 import { binarise, checkAspect, foregroundBox, resizeNearest } from "./mask_ops.ts";
+import { averagePlanes, mirrorImage, mirrorMask } from "./mirror.ts";
 import { checkImage, checkMask, type Mask, type RgbImage } from "./types.ts";
 import { readBytes } from "./platform/read.ts";
 
@@ -77,6 +78,14 @@ export interface RefineOptions {
    * coarse mask's at the first stage; confident tiles keep it)
    */
   dense?: boolean;
+  /**
+   * also refine the mirrored photo and average the two predictions (default
+   * false). About twice the time, and a copy of the image in memory; on the
+   * evaluation sets it removed 1.2 points more of the boundary error
+   * (bench/README.md). With it, `onProgress` counts both passes and
+   * `onStage` reports every stage twice, the mirrored pass second.
+   */
+  flip?: boolean;
   /** called after each stage with its figures (size, time, pixels evaluated) */
   onStage?: (stage: StageReport) => void;
 }
@@ -237,14 +246,7 @@ class ScheduledRefiner implements Refiner {
     if (!out) {
       const data = await runAbortable(
         options.signal,
-        () =>
-          refineScheduled(host, this.#runner, image, coarse, "u8", {
-            ...this.#schedule,
-            dense: options.dense,
-            signal: options.signal,
-            onProgress: options.onProgress,
-            onStage: options.onStage,
-          }),
+        () => this.#passes(host, image, coarse, options),
       );
       if (!this.#host) throw new CrispmaskError("disposed", "this refiner was disposed");
       out = { width: image.width, height: image.height, data };
@@ -252,10 +254,43 @@ class ScheduledRefiner implements Refiner {
     return options.output === "binary" ? binarise(out) : out;
   }
 
+  /** One scheduled refinement, or with `flip` two (the second mirrored) averaged. */
+  async #passes(
+    host: UnitContext,
+    image: RgbImage,
+    coarse: Mask,
+    options: RefineOptions,
+  ): Promise<Uint8Array> {
+    const passes = options.flip ? 2 : 1;
+    const pass = (img: RgbImage, mask: Mask, index: number) =>
+      refineScheduled(host, this.#runner, img, mask, "u8", {
+        ...this.#schedule,
+        dense: options.dense,
+        signal: options.signal,
+        onProgress: options.onProgress && ((p) => options.onProgress!(ofPasses(p, index, passes))),
+        onStage: options.onStage,
+      });
+    const plain = await pass(image, coarse, 0);
+    if (passes === 1) return plain;
+    const width = image.width, height = image.height;
+    const mirrored = await pass(mirrorImage(image), mirrorMask(coarse), 1);
+    return averagePlanes(plain, mirrorMask({ width, height, data: mirrored }).data);
+  }
+
   dispose(): void {
     this.#host = null;
     this.#runner.terminate?.();
   }
+}
+
+/** Progress of pass `index` of `passes` as progress over all of them. */
+function ofPasses(p: Progress, index: number, passes: number): Progress {
+  return {
+    stage: index * p.stages + p.stage,
+    stages: passes * p.stages,
+    done: index * p.total + p.done,
+    total: passes * p.total,
+  };
 }
 
 function validateInputs(image: RgbImage, coarse: Mask, maxPixels: number): void {

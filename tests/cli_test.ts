@@ -177,6 +177,25 @@ Deno.test("--binary writes only 0 and 255; --quiet prints nothing", async () => 
   });
 });
 
+Deno.test("--flip refines the mirrored photo too: the report says so and lists each stage twice", async () => {
+  await withTempDir(async (dir) => {
+    const plain = await cli(["refine", IMAGE, COARSE, "-o", `${dir}/plain.png`, "--json"]);
+    const flip = await cli(["refine", IMAGE, COARSE, "-o", `${dir}/flip.png`, "--json", "--flip"]);
+    assertEquals([plain.code, flip.code], [0, 0], flip.stderr);
+    const a = JSON.parse(plain.stdout), b = JSON.parse(flip.stdout);
+    assertEquals([a.flip, b.flip], [false, true]);
+    assertEquals(b.stages, 2 * a.stages);
+    assertEquals(b.stage_details.map((d: { query: string }) => d.query), [
+      ...a.stage_details.map((d: { query: string }) => d.query),
+      ...a.stage_details.map((d: { query: string }) => d.query),
+    ]);
+    const pm = decodePng(await Deno.readFile(`${dir}/plain.png`));
+    const fm = decodePng(await Deno.readFile(`${dir}/flip.png`));
+    assertEquals([fm.width, fm.height], [600, 400]);
+    assert(fm.data.some((v, i) => v !== pm.data[i]), "--flip changed nothing");
+  });
+});
+
 Deno.test("input errors exit 1 with one line naming the file, and leave no output", async () => {
   await withTempDir(async (dir) => {
     const png = await Deno.readFile(IMAGE);

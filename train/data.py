@@ -386,6 +386,33 @@ def recolour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
+SHADOW_PROB = 0.3         # share of composites whose object casts a shadow on the background
+SHADOW_IN_COARSE = 0.5    # of those, share whose coarse mask took the shadow for the object
+
+
+def cast_shadow(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft shadow of ``alpha`` (0..1, same size): shifted, sheared, squashed and blurred.
+
+    Real coarse masks (GrabCut ISNet, cars on a floor) often run along an
+    object's shadow: a darker patch of the same background that touches
+    the object. Composites had no shadows, so nothing taught the model that
+    such a patch is background.
+    """
+    S = alpha.shape[0]
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    length = rng.uniform(0.03, 0.15) * S
+    squash = rng.uniform(0.4, 1.0)
+    shear = rng.uniform(-0.6, 0.6)
+    # about the object's lowest point, so squashing keeps the shadow at its feet
+    ys = np.nonzero(alpha > 0.5)[0]
+    y0 = float(ys.max()) if ys.size else S / 2.0
+    m = np.array([[1.0, shear, -shear * y0 + length * math.cos(angle)],
+                  [0.0, squash, (1.0 - squash) * y0 + length * math.sin(angle)]], np.float32)
+    shadow = cv2.warpAffine(alpha.astype(np.float32), m, (S, S), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return cv2.GaussianBlur(shadow, (0, 0), rng.uniform(1.0, max(1.5, 0.03 * S)))
+
+
 # --------------------------------------------------------------------------
 # the dataset
 
@@ -486,14 +513,17 @@ class RefineDataset(torch.utils.data.Dataset):
         index, size, seed = (int(v) for v in key)
         rng = np.random.default_rng([index % self.length, size, seed])
         name, j = self.locate(index)
+        shadow = None
         if name == "composite":
-            img, soft = self._composite(size, rng, procedural_alpha(size, rng))
+            img, soft, shadow = self._composite(size, rng, procedural_alpha(size, rng))
         elif name == "alpha-composite":
             alpha = self._matte_crop(j % len(self.alphas), size, rng)
-            img, soft = self._composite(size, rng, alpha)
+            img, soft, shadow = self._composite(size, rng, alpha)
         else:
             img, soft = self._real_crop(name, j % len(self.items[name]), size, rng)
         coarse = coarse_gen.random_coarse(soft, rng)
+        if shadow is not None and rng.random() < SHADOW_IN_COARSE:
+            coarse = np.maximum(coarse, (shadow > 0.5).astype(np.float32))
         img = colour_jitter(img, rng)
         gt = (soft > 0.5).astype(np.float32)
         return {
@@ -647,6 +677,10 @@ class RefineDataset(torch.utils.data.Dataset):
     def _composite(self, S: int, rng: np.random.Generator, alpha: np.ndarray):
         """alpha * FG + (1 - alpha) * BG with FG and BG from different photographs.
 
+        Returns (image, alpha, shadow): ``shadow`` is the soft shadow cast on
+        the BG (``cast_shadow``, 30% of composites) or None; the ground
+        truth stays exactly ``alpha``.
+
         The object must be visible for the task to be solvable: when the
         local mean colours of FG and BG differ too little along the alpha
         boundary (``edge_contrast``), the FG is recoloured, up to three times,
@@ -669,9 +703,13 @@ class RefineDataset(torch.utils.data.Dataset):
             c = edge_contrast(cand, bg, alpha)
             if c > best_c:
                 best, best_c = cand, c
+        shadow = None
+        if rng.random() < SHADOW_PROB:
+            shadow = cast_shadow(alpha, rng)
+            bg = bg * (1.0 - rng.uniform(0.3, 0.7) * shadow[..., None])
         a = alpha[..., None]
         img = np.clip(a * best + (1.0 - a) * bg, 0, 255).astype(np.uint8)
-        return img, alpha
+        return img, alpha, shadow
 
     # -- memory -------------------------------------------------------------
 

@@ -73,6 +73,12 @@ export interface RefineOptions {
   output?: "soft" | "binary";
   /** run the network on every pixel of every stage (default false: boundary tiles only) */
   dense?: boolean;
+  /**
+   * also refine the mirrored photo and average the two predictions (default
+   * false): about twice the time; `onProgress` counts both passes and
+   * `onStage` reports every stage twice, the mirrored pass second
+   */
+  flip?: boolean;
   /** called after each stage with its figures (size, time, pixels evaluated) */
   onStage?: (stage: StageReport) => void;
 }

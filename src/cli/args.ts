@@ -31,6 +31,8 @@ export interface RefineCommand {
   /** worker count; undefined leaves the refiner's default */
   workers?: number;
   dense: boolean;
+  /** also refine the mirrored photo and average (RefineOptions.flip) */
+  flip: boolean;
   maxPixels: number;
   json: boolean;
   quiet: boolean;
@@ -50,6 +52,7 @@ const OPTIONS = {
   binary: { type: "boolean" },
   workers: { type: "string" },
   dense: { type: "boolean" },
+  flip: { type: "boolean" },
   "max-pixels": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
@@ -87,6 +90,7 @@ export function parseCommand(args: string[]): Command {
     binary: values.binary ?? false,
     workers: values.workers === undefined ? undefined : positiveInt(values.workers, "--workers"),
     dense: values.dense ?? false,
+    flip: values.flip ?? false,
     maxPixels: values["max-pixels"] === undefined
       ? DEFAULT_MAX_PIXELS
       : pixelCount(values["max-pixels"]),

@@ -86,11 +86,13 @@ export interface Report {
   output: { path: string; width: number; height: number; binary: boolean };
   overlay: string | null;
   build: string;
-  /** refinement stages run (0 when the mask passed through: empty, full or tiny object) */
+  /** refinement stages run, counting both passes with `flip` (0 when the mask passed through: empty, full or tiny object) */
   stages: number;
   workers: number | null;
   dense: boolean;
-  /** each stage: encoder and query sizes (width x height), wall time, pixels the network evaluated */
+  /** whether the mirrored photo was refined too and averaged in */
+  flip: boolean;
+  /** each stage (twice with `flip`, the mirrored pass second): encoder and query sizes (width x height), wall time, pixels the network evaluated */
   stage_details: StageDetail[];
   /** pixels the network evaluated over all stages (the rest kept the upsampled prediction) */
   pixels_evaluated: number;
@@ -163,6 +165,7 @@ async function refineCommand(cmd: RefineCommand): Promise<Report> {
     stages,
     workers: cmd.workers ?? null,
     dense: cmd.dense,
+    flip: cmd.flip,
     stage_details: details,
     pixels_evaluated: details.reduce((a, d) => a + d.pixels_evaluated, 0),
     timings_ms: { read, decode, load, refine, encode, write, total: clock.total() },
@@ -181,7 +184,7 @@ async function runRefiner(image: DecodedImage, coarse: Mask, cmd: RefineCommand)
   let stages = 0;
   const details: StageDetail[] = [];
   try {
-    const options: RefineOptions & { dense?: boolean } = {
+    const options: RefineOptions = {
       output: cmd.binary ? "binary" : "soft",
       onProgress: (p: Progress) => {
         stages = p.stages;
@@ -190,6 +193,7 @@ async function runRefiner(image: DecodedImage, coarse: Mask, cmd: RefineCommand)
       onStage: (s: StageReport) => details.push(stageDetail(s)),
     };
     if (cmd.dense) options.dense = true;
+    if (cmd.flip) options.flip = true;
     const mask = await refiner.refine(image.image, coarse, options);
     return { mask, build: refiner.build, stages, details, load, refine: clock.lap() };
   } finally {

@@ -29,6 +29,8 @@ Options:
   --workers <N>       worker threads (default: one per core)
   --dense             refine every pixel, not only the uncertain band near
                       the contour (slower; for comparisons)
+  --flip              also refine the mirrored photo and average the two
+                      (about twice the time; a little more accurate)
   --max-pixels <N>    refuse larger images (default 100M); 24000000 or 24M
   --ignore-exif       keep a JPEG's stored pixel order: use when the coarse
                       mask was made by a tool that ignores EXIF orientation
