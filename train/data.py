@@ -10,7 +10,9 @@ read):
   is a procedural shape (smooth blobs, polygons, thin strokes, shapes with
   holes, text glyphs) and FG/BG are crops of two different real photographs.
   They supply what the real sets lack: thin structures, holes, sharp corners
-  and arbitrary textures, with exact boundaries;
+  and arbitrary textures, with exact boundaries. 30% of them cast a soft
+  shadow on the background (``cast_shadow``), and half of those have the
+  shadow in the coarse mask too, as real segmenters often do;
 * ``alpha-composite``: the same, with a real alpha matte (hair, fur, plants,
   nets) from ``train/alpha-shapes``. ``composite`` in ``sets`` means both
   kinds; either can be named alone.
