@@ -272,6 +272,7 @@ class ScheduledRefiner implements Refiner {
       });
     const plain = await pass(image, coarse, 0);
     if (passes === 1) return plain;
+    if (!this.#host) throw new CrispmaskError("disposed", "this refiner was disposed");
     const width = image.width, height = image.height;
     const mirrored = await pass(mirrorImage(image), mirrorMask(coarse), 1);
     return averagePlanes(plain, mirrorMask({ width, height, data: mirrored }).data);

@@ -4,7 +4,8 @@
  * mirrored one, mirror-equivariant bit for bit.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
+import { CrispmaskError } from "../src/errors.ts";
 import {
   createRefinerWith,
   type Progress,
@@ -151,4 +152,35 @@ Deno.test("flip: progress counts both passes up to the total, and every stage is
       "both halves",
     );
   });
+});
+
+Deno.test("flip: disposing or aborting between the two passes rejects with the right code", async () => {
+  const stages = await withRefiner(0, async (r) => {
+    let n = 0;
+    await r.refine(image, coarse, { onStage: () => n++ });
+    return n;
+  });
+  for (const how of ["dispose", "abort"] as const) {
+    const r = await createRefinerWith({ workers: 1, weights: WEIGHTS }, {
+      schedule: { baseLongSide: BASE },
+    });
+    const controller = new AbortController();
+    let seen = 0;
+    const call = r.refine(image, coarse, {
+      flip: true,
+      signal: controller.signal,
+      onStage: () => {
+        if (++seen !== stages) return; // the plain pass's last stage
+        if (how === "dispose") r.dispose();
+        else controller.abort();
+      },
+    });
+    await rejects(call, (err: unknown) => {
+      assert(err instanceof CrispmaskError, `${how}: ${err}`);
+      assertEquals(err.code, how === "dispose" ? "disposed" : "aborted");
+      return true;
+    });
+    assertEquals(seen, stages, `${how}: the mirrored pass ran no stage`);
+    r.dispose();
+  }
 });
