@@ -193,6 +193,11 @@ Deno.test("--flip refines the mirrored photo too: the report says so and lists e
     const fm = decodePng(await Deno.readFile(`${dir}/flip.png`));
     assertEquals([fm.width, fm.height], [600, 400]);
     assert(fm.data.some((v, i) => v !== pm.data[i]), "--flip changed nothing");
+    // the summary line counts stages per pass, not both passes together
+    const line = await cli(["refine", IMAGE, COARSE, "-o", `${dir}/line.png`, "--flip"]);
+    assertEquals(line.code, 0, line.stderr);
+    const perPass = `${a.stages} stage${a.stages > 1 ? "s" : ""} x 2 passes (flip)`;
+    assert(line.stdout.includes(perPass), `"${line.stdout}" lacks "${perPass}"`);
   });
 });
 

@@ -247,7 +247,10 @@ function size(x: { width: number; height: number }): { width: number; height: nu
 /** The one-line summary printed when neither --json nor --quiet is given. */
 function summary(r: Report): string {
   const t = r.timings_ms, s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  const what = r.stages ? `${r.stages} stage${r.stages > 1 ? "s" : ""}` : "passed through";
+  // with --flip, `stages` counts both passes: say "2 stages x 2 passes", not "4 stages"
+  const perPass = r.flip ? r.stages / 2 : r.stages;
+  const passes = r.flip ? " x 2 passes (flip)" : "";
+  const what = r.stages ? `${perPass} stage${perPass > 1 ? "s" : ""}${passes}` : "passed through";
   const overlay = r.overlay ? `, overlay ${r.overlay}` : "";
   return `${r.output.path}: ${r.output.width}x${r.output.height} ${
     r.output.binary ? "binary" : "soft"
