@@ -12,13 +12,18 @@
 
 import type { Arena, F32Buffer } from "../engine/arena.ts";
 import type { KernelInstance } from "../engine/wasm.ts";
-import { conv2d, convScratchFloats, type PackedConv, packConvWeights } from "../engine/kernels/conv.ts";
+import {
+  conv2d,
+  convScratchFloats,
+  packConvWeights,
+  type PackedConv,
+} from "../engine/kernels/conv.ts";
 import { maxPool3x3s2 } from "../engine/kernels/pool.ts";
 import { resizeBilinear } from "../engine/kernels/resize.ts";
 import {
+  type ImplicitParamsRef,
   implicitQuery,
   implicitScratchFloats,
-  type ImplicitParamsRef,
   type PriorPlane,
   uploadImplicitParams,
 } from "../engine/kernels/cam.ts";
@@ -66,7 +71,12 @@ export function loadNetwork(kernels: KernelInstance, arena: Arena, weights: Mode
     convs.set(op.weights, packed);
     scratchFloats = Math.max(scratchFloats, convScratchFloats(op.cin, op.kernel, op.kernel));
   }
-  const implicit = uploadImplicitParams(arena, config.mlp, (n) => weights.tensor(n), config.pos_dims);
+  const implicit = uploadImplicitParams(
+    arena,
+    config.mlp,
+    (n) => weights.tensor(n),
+    config.pos_dims,
+  );
   const scratch = arena.f32(scratchFloats);
   return { config, graph, kernels, arena, convs, implicit, scratch };
 }
@@ -80,7 +90,9 @@ export function loadNetwork(kernels: KernelInstance, arena: Arena, weights: Mode
 export function encode(net: Network, input: Tensor, taps?: Map<string, Tensor>): Tensor {
   const { graph, kernels: k, arena } = net;
   if (input.c !== net.config.in_channels) {
-    throw new RangeError(`encoder input has ${input.c} channels, the model takes ${net.config.in_channels}`);
+    throw new RangeError(
+      `encoder input has ${input.c} channels, the model takes ${net.config.in_channels}`,
+    );
   }
   const sizes = tensorSizes(graph, input.h, input.w);
   const tensors = new Map<string, Tensor>([["input", input]]);
@@ -96,7 +108,13 @@ export function encode(net: Network, input: Tensor, taps?: Map<string, Tensor>):
       const res = op.residual ? tensors.get(op.residual)! : undefined;
       conv2d(k, {
         input: view(src),
-        output: { ptr: dst.buf.ptr + 4 * op.outOffset, h: dst.h, w: dst.w, c: op.cout, stride: dst.c },
+        output: {
+          ptr: dst.buf.ptr + 4 * op.outOffset,
+          h: dst.h,
+          w: dst.w,
+          c: op.cout,
+          stride: dst.c,
+        },
         weights: net.convs.get(op.weights)!,
         stride: op.stride,
         dilation: op.dilation,
@@ -114,7 +132,7 @@ export function encode(net: Network, input: Tensor, taps?: Map<string, Tensor>):
       );
     }
   }
-  if (taps) for (const [name, t] of tensors) taps.set(name, t);
+  if (taps) { for (const [name, t] of tensors) taps.set(name, t); }
   return tensors.get(graph.output)!;
 }
 
@@ -141,7 +159,9 @@ export function query(
   prior?: PriorPlane,
 ): void {
   if (out.length < target.h * target.w) {
-    throw new RangeError(`logit buffer holds ${out.length} floats, the window needs ${target.h * target.w}`);
+    throw new RangeError(
+      `logit buffer holds ${out.length} floats, the window needs ${target.h * target.w}`,
+    );
   }
   implicitQuery(
     net.kernels,
