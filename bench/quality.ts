@@ -6,7 +6,7 @@
  *     deno run -A bench/quality.ts [--data ../shared/data/eval] [--sets p3m,grabcut,davis,carvana]
  *       [--kinds isnet,lowres8,lowres32,perturbed] [--methods coarse,guided,sparse,dense,flip]
  *       [--workers 2] [--limit N] [--panels DIR] [--json out.json] [--weights path]
- *       [--ignore set=value|none]...
+ *       [--ignore set=value|none]... [--first-stage PX]
  *
  * A data directory holds sets (subfolders with `images/` and `gt/`); kind K
  * is the folder `coarse-K` when present, else synthesised from the ground
@@ -27,6 +27,11 @@
  * seconds per image are measured beside crispmask's; what depends only on
  * an image (its guide statistics, its ground truth's boundary regions) is
  * made once for its four coarse kinds.
+ *
+ * `--first-stage PX` overrides the weights' `base_long_side` (the first
+ * stage's long side is in (PX/2, PX]; an image no larger runs one stage at
+ * full size), to measure how the stage schedule suits each coarse kind
+ * (bench/README.md).
  *
  * This is train/evaluate.py's evaluation on the real engine.
  *
@@ -87,6 +92,8 @@ export interface QualityOptions {
   weights?: string;
   /** ground-truth ignore value per set; null: none (default {@link DEFAULT_IGNORE}) */
   ignore?: Record<string, number | null>;
+  /** the stage schedule's base long side (default: the weights' `base_long_side`) */
+  firstStage?: number;
   /** progress messages (default: stderr) */
   log?: (msg: string) => void;
 }
@@ -99,6 +106,8 @@ export interface QualityReport {
   methods: Method[];
   workers: number | null;
   limit: number | null;
+  /** `--first-stage`, or null for the weights' own schedule */
+  first_stage: number | null;
   ignore: Record<string, number | null>;
   weights: { path: string; provenance: Record<string, unknown>; trained: boolean | null } | null;
   engine: { build: string } | null;
@@ -160,6 +169,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
     methods: options.methods,
     workers: options.workers ?? null,
     limit: options.limit ?? null,
+    first_stage: options.firstStage ?? null,
     ignore: Object.fromEntries(sets.map((s) => [s, ignore[s] ?? null])),
     weights: refiner ? weightsInfo(options.weights, refiner) : null,
     engine: refiner ? { build: refiner.build } : null,
@@ -172,9 +182,12 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
 
 async function openRefiner(options: QualityOptions): Promise<Refiner> {
   // loaded only when a crispmask method runs: coarse/guided runs need no engine build
-  const { createRefiner } = await import("../src/refiner.ts");
+  const { createRefinerWith } = await import("../src/refiner.ts");
   // `workers`: src/refiner.ts's pool (default one per core; 0 = the calling thread)
-  return await createRefiner({ weights: options.weights, workers: options.workers });
+  const schedule = options.firstStage ? { baseLongSide: options.firstStage } : undefined;
+  return await createRefinerWith({ weights: options.weights, workers: options.workers }, {
+    schedule,
+  });
 }
 
 function weightsInfo(path: string | undefined, refiner: Refiner): QualityReport["weights"] {
@@ -390,7 +403,7 @@ export class UsageError extends Error {}
 const USAGE =
   `usage: deno run -A bench/quality.ts [--data DIR] [--sets a,b] [--kinds isnet,lowres8,lowres32,perturbed]
   [--methods coarse,guided,sparse,dense,flip] [--workers N] [--limit N] [--panels DIR] [--json FILE]
-  [--weights FILE] [--ignore set=value|none]...`;
+  [--weights FILE] [--ignore set=value|none]... [--first-stage PX]`;
 
 /** Methods run when `--methods` is not given: dense inference is opt-in (it triples the time). */
 export const DEFAULT_METHODS: readonly Method[] = ["coarse", "guided", "sparse"];
@@ -444,6 +457,7 @@ export function parseCommandLine(
         json: { type: "string" },
         weights: { type: "string" },
         ignore: { type: "string", multiple: true },
+        "first-stage": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -465,6 +479,7 @@ export function parseCommandLine(
     panels: parsed.panels,
     weights: parsed.weights,
     ignore: parseIgnore(parsed.ignore ?? []),
+    firstStage: integer(parsed["first-stage"], "--first-stage", 1),
   };
   return { options, json: parsed.json, help: parsed.help ?? false };
 }

@@ -7,6 +7,7 @@
  */
 import {
   deepStrictEqual as assertEquals,
+  notDeepStrictEqual as assertNotEquals,
   ok as assert,
   throws as assertThrows,
 } from "node:assert/strict";
@@ -277,7 +278,36 @@ Deno.test("quality benchmark: --ignore and --limit; bad command lines are usage 
   assertThrows(() => parseCommandLine(["--limit", "0"]), UsageError);
   assertThrows(() => parseCommandLine(["--ignore", "grabcut"]), UsageError);
   assertThrows(() => parseCommandLine(["--bogus"]), UsageError);
+  assertThrows(() => parseCommandLine(["--first-stage", "0"]), UsageError);
+  assertThrows(() => parseCommandLine(["--first-stage", "9.5"]), UsageError);
+  assertEquals(parseCommandLine(["--first-stage", "480"]).options.firstStage, 480);
   assertEquals(parseCommandLine(["--ignore", "davis=0"]).options.ignore, { davis: 0 });
+});
+
+Deno.test({
+  name: "quality benchmark: --first-stage changes the stage schedule and is recorded",
+  sanitizeResources: false, // the refiner's workers (when present) outlive a step's bookkeeping
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "crispmask_quality_" });
+    try {
+      // large enough that the object is refined, not passed through as tiny
+      const { image, gt } = scene(80, 160, 120);
+      await put(join(dir, "big/images/c0.jpg"), await jpeg(image));
+      await put(join(dir, "big/gt/c0.png"), encodeMaskPng(gt));
+      const base = ["--data", dir, "--kinds", "lowres32", "--methods", "sparse"];
+      const run = (args: string[]) =>
+        runQuality({ ...parseCommandLine([...base, ...args]).options, workers: 0, log: () => {} });
+      const own = await run([]);
+      // the 160 px image runs one stage with the weights' schedule, two (80 then 160 px) with this one
+      const twoStages = await run(["--first-stage", "80"]);
+      assertEquals(own.first_stage, null);
+      assertEquals(twoStages.first_stage, 80);
+      const figures = (r: typeof own) => r.results[0].per_image.map((p) => [p.iou, p.mba]);
+      assertNotEquals(figures(twoStages), figures(own));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test("panels: the worst window is where prediction and ground truth disagree most", () => {
