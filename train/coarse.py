@@ -150,9 +150,9 @@ def lowres(gt: np.ndarray, rng: np.random.Generator, factor_range: Tuple[float, 
     """A mask seen at low resolution: area-downsample by a random factor, bilinear back.
 
     The factor is log-uniform in ``factor_range``. Factors down to 2 (4 until
-    the seventh run) give nearly-right masks: a 1/8 mask of a 2K photo is a
-    1/2 mask at the first stage's 480 px, and the model must learn to leave
-    such a boundary where it is. 30% of the small masks are thresholded
+    the seventh run) give nearly-right masks: a 1/8 mask of a 1920 px photo
+    is a 1/4 mask at the first stage's 960 px, and the model must learn to
+    leave such a boundary where it is. 30% of the small masks are thresholded
     before upsampling (stair-stepped when enlarged); half of the results are
     thresholded at 0.5 after it, half kept soft (a network's probabilities
     upsampled).
