@@ -133,12 +133,25 @@ def golden_fixtures(model: CRM, seed: int) -> tuple[dict, dict]:
     return out, meta
 
 
+def averaged_state(a: dict, b: dict) -> dict:
+    """The element-wise mean of two state dicts of the same architecture.
+
+    Integer buffers (BatchNorm's batch counters) are not weights; ``a``'s are kept.
+    """
+    if a.keys() != b.keys():
+        raise SystemExit("--average: the two checkpoints have different parameters")
+    return {k: (a[k] + b[k]) / 2 if a[k].is_floating_point() else a[k] for k in a}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", help="training checkpoint (its EMA weights unless --weights-key model)")
     p.add_argument("--weights-key", choices=("ema", "model"), default="ema",
                    help="the checkpoint's EMA weights, or the trained weights themselves (model): the EMA "
                    "(decay 0.999) lags a short fine-tuning run by about 1000 steps")
+    p.add_argument("--average", metavar="CKPT",
+                   help="export the mean of --ckpt's weights and this checkpoint's (same --weights-key): "
+                   "two states of one lineage, e.g. a run and the run it continued")
     p.add_argument("--random-seed", type=int, help="export an untrained model instead")
     p.add_argument("--out", default=str(REPO / "weights" / "crm-lite.safetensors"))
     p.add_argument("--fixtures", default=str(REPO / "tests" / "fixtures" / "golden.safetensors"))
@@ -149,11 +162,18 @@ def main(argv=None):
     if args.ckpt:
         ck = torch.load(args.ckpt, map_location="cpu")
         model = CRM(ck["config"])
-        model.load_state_dict(ck[args.weights_key])
+        state = ck[args.weights_key]
+        if args.average:
+            other = torch.load(args.average, map_location="cpu")
+            state = averaged_state(state, other[args.weights_key])
+        model.load_state_dict(state)
         prov = {"trained": True, "checkpoint": Path(args.ckpt).name, "weights": args.weights_key,
                 "init_from": ck.get("init_from"), "schedule_start": ck.get("schedule_start"), "steps": ck["step"],
                 "samples_seen": ck["samples"], "train_minutes": round(ck["elapsed"] / 60, 1),
                 "train_args": ck.get("args", {}), "commit": ck.get("commit", "unknown")}
+        if args.average:
+            prov["averaged_with"] = {"checkpoint": Path(args.average).name, "steps": other["step"],
+                                     "samples_seen": other["samples"]}
     elif args.random_seed is not None:
         torch.manual_seed(args.random_seed)
         model = CRM()
