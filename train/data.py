@@ -12,7 +12,9 @@ read):
   They supply what the real sets lack: thin structures, holes, sharp corners
   and arbitrary textures, with exact boundaries. 30% of them cast a soft
   shadow on the background (``cast_shadow``), and half of those have the
-  shadow in the coarse mask too, as real segmenters often do;
+  shadow in the coarse mask too, as real segmenters often do. With
+  ``low_contrast`` > 0, that share is camouflaged instead of kept visible:
+  the object's colour is matched to the background's (``match_colours``);
 * ``alpha-composite``: the same, with a real alpha matte (hair, fur, plants,
   nets) from ``train/alpha-shapes``. ``composite`` in ``sets`` means both
   kinds; either can be named alone.
@@ -388,6 +390,22 @@ def recolour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
+def match_colours(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``fg`` with its local colour moved most of the way to ``bg``'s (float32 in and out).
+
+    Real failures sit where object and background have nearly the same colour
+    (an orange vase on an orange table, a pale dog on dry grass); the visibility
+    rule of ``_composite`` keeps such boundaries out of training. Moving the
+    FG's low-pass colour (Gaussian, sigma 4-10 px, about ``edge_contrast``'s
+    8 px blocks) 75-97% of the way to the BG's keeps the fine textures apart
+    but leaves little colour contrast, so the model must read texture, or trust
+    the coarse mask where the photo says nothing.
+    """
+    sigma = rng.uniform(4.0, 10.0)
+    shift = cv2.GaussianBlur(bg, (0, 0), sigma) - cv2.GaussianBlur(fg, (0, 0), sigma)
+    return np.clip(fg + np.float32(rng.uniform(0.75, 0.97)) * shift, 0, 255)
+
+
 SHADOW_PROB = 0.3         # share of composites whose object casts a shadow on the background
 SHADOW_IN_COARSE = 0.5    # of those, share whose coarse mask took the shadow for the object
 
@@ -458,8 +476,11 @@ class RefineDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root=None, sets=ALL_SETS, length: int = VIRTUAL_LENGTH,
-                 cache_cap: int = CACHE_CAP_BYTES, use_mate: bool = True):
+                 cache_cap: int = CACHE_CAP_BYTES, use_mate: bool = True, low_contrast: float = 0.0):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
+        if not 0.0 <= low_contrast <= 1.0:
+            raise ValueError(f"low_contrast must be in [0, 1], got {low_contrast}")
+        self.low_contrast = float(low_contrast)
         train = self.root / "train"
         if not train.is_dir():
             raise FileNotFoundError(f"no training data at {train}")
@@ -687,7 +708,9 @@ class RefineDataset(torch.utils.data.Dataset):
         local mean colours of FG and BG differ too little along the alpha
         boundary (``edge_contrast``), the FG is recoloured, up to three times,
         keeping the most visible version. 30% of FGs are recoloured anyway for
-        variety; 25% of BGs are defocused, as behind a real subject.
+        variety; 25% of BGs are defocused, as behind a real subject. A share
+        ``low_contrast`` of composites does the opposite: the FG's colour is
+        matched to the BG's along the boundary (``match_colours``).
         """
         fg, group = self._texture(S, rng)
         bg, _ = self._texture(S, rng, avoid=group)
@@ -697,9 +720,12 @@ class RefineDataset(torch.utils.data.Dataset):
             bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(1.0, 4.0))
         if rng.random() < 0.3:
             fg = recolour(fg, rng)
+        camouflaged = self.low_contrast > 0.0 and rng.random() < self.low_contrast
+        if camouflaged:
+            fg = match_colours(fg, bg, rng)
         best, best_c = fg, edge_contrast(fg, bg, alpha)
         for _ in range(3):
-            if best_c >= MIN_EDGE_CONTRAST:
+            if camouflaged or best_c >= MIN_EDGE_CONTRAST:
                 break
             cand = recolour(fg, rng)
             c = edge_contrast(cand, bg, alpha)
@@ -830,13 +856,15 @@ def _self_check(argv=None) -> None:
     p.add_argument("--n", type=int, default=200, help="samples to time")
     p.add_argument("--size", type=int, default=320)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--low-contrast", type=float, default=0.0,
+                   help="share of composites with colour-matched object and background (train.py's option)")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    ds = RefineDataset(args.data, sets=args.sets)
+    ds = RefineDataset(args.data, sets=args.sets, low_contrast=args.low_contrast)
     print(f"sets: {', '.join(f'{n} [{lo},{hi})' for n, lo, hi in ds.ranges)}")
     print(f"real items: {', '.join(f'{k} {len(v)}' for k, v in ds.items.items())}; "
           f"texture photos {len(ds.photos)}; alpha mattes {len(ds.alphas)}")

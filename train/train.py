@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--boundary-radius", type=int, default=3)
     p.add_argument("--blank-prob", type=float, default=0.0,
                    help="share of samples encoded with an uninformative coarse mask (0.5)")
+    p.add_argument("--low-contrast", type=float, default=0.0,
+                   help="share of composites whose object's colour is matched to the background's "
+                   "along the boundary (data.match_colours); runs up to the eighth used 0")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--prior", action="store_true",
@@ -263,7 +266,7 @@ def main(argv=None):
         return
 
     from data import RefineDataset, make_loader  # imported late: heavy
-    dataset = RefineDataset(args.data, sets=args.sets.split(","))
+    dataset = RefineDataset(args.data, sets=args.sets.split(","), low_contrast=args.low_contrast)
     # a different seed per resume keeps samples fresh without replaying a stream
     loader = make_loader(dataset, args.batch, sizes=(args.crop_min, args.crop_max),
                          seed=args.seed * 1000003 + step, num_workers=args.workers)
