@@ -12,9 +12,10 @@ read):
   They supply what the real sets lack: thin structures, holes, sharp corners
   and arbitrary textures, with exact boundaries. 30% of them cast a soft
   shadow on the background (``cast_shadow``), and half of those have the
-  shadow in the coarse mask too, as real segmenters often do. With
-  ``low_contrast`` > 0, that share is camouflaged instead of kept visible:
-  the object's colour is matched to the background's (``match_colours``);
+  shadow in the coarse mask too, as real segmenters often do. A share
+  ``low_contrast`` of them (0 by default) is camouflaged instead of kept
+  visible: the object's local colour is matched to the background's
+  (``match_colours``);
 * ``alpha-composite``: the same, with a real alpha matte (hair, fur, plants,
   nets) from ``train/alpha-shapes``. ``composite`` in ``sets`` means both
   kinds; either can be named alone.
@@ -709,8 +710,8 @@ class RefineDataset(torch.utils.data.Dataset):
         boundary (``edge_contrast``), the FG is recoloured, up to three times,
         keeping the most visible version. 30% of FGs are recoloured anyway for
         variety; 25% of BGs are defocused, as behind a real subject. A share
-        ``low_contrast`` of composites does the opposite: the FG's colour is
-        matched to the BG's along the boundary (``match_colours``).
+        ``low_contrast`` of composites does the opposite: the FG's local colour
+        is matched to the BG's (``match_colours``) and not checked for visibility.
         """
         fg, group = self._texture(S, rng)
         bg, _ = self._texture(S, rng, avoid=group)

@@ -55,8 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--blank-prob", type=float, default=0.0,
                    help="share of samples encoded with an uninformative coarse mask (0.5)")
     p.add_argument("--low-contrast", type=float, default=0.0,
-                   help="share of composites whose object's colour is matched to the background's "
-                   "along the boundary (data.match_colours); runs up to the eighth used 0")
+                   help="share of composites whose object's local colour is matched to the background's "
+                   "(data.match_colours); runs up to the eighth used 0")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--prior", action="store_true",
