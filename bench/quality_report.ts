@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { MaskStats } from "../src/metrics/mod.ts";
+import type { IouResult, MaskStats } from "../src/metrics/mod.ts";
 import type { Skipped } from "./quality_data.ts";
 
 /**
@@ -25,6 +25,10 @@ export const IOU_DROP = 0.02;
 export interface ImageRow {
   name: string;
   iou: number;
+  /** ground-truth foreground left out, as a share of the union (iou + missed + extra = 1) */
+  missed: number;
+  /** foreground outside the ground truth, as a share of the union */
+  extra: number;
   mba: number;
   /** wall seconds of the method on this image (0 for the coarse input) */
   seconds: number;
@@ -42,6 +46,13 @@ export interface ResultRow {
   dataset_iou: number;
   /** mean of per-image IoU, in [0, 1] */
   mean_iou: number;
+  /**
+   * The IoU lost, split by direction: mean per-image share of the union that is
+   * missed foreground, and that is extra foreground (mean_iou + missed + extra = 1).
+   * It tells a refiner that shrinks objects from one that spills over.
+   */
+  missed: number;
+  extra: number;
   /** mean of per-image mBA, in [0, 1] */
   mba: number;
   /** the coarse masks' mean mBA on the same images */
@@ -81,6 +92,13 @@ export function resultRow(
   for (const r of stats.images) refSum += coarseMba.get(r.name) ?? NaN;
   const mbaCoarse = refSum / stats.count;
   const total = seconds.reduce((a, b) => a + b, 0);
+  const perImage = stats.images.map((r, i) => ({
+    name: r.name,
+    iou: r.iou.iou,
+    ...iouLost(r.iou),
+    mba: r.mba.mba,
+    seconds: seconds[i] ?? 0,
+  }));
   return {
     set: key.set,
     kind: key.kind,
@@ -89,19 +107,27 @@ export function resultRow(
     images: stats.count,
     dataset_iou: stats.datasetIou,
     mean_iou: stats.meanIou,
+    missed: meanOf(perImage.map((r) => r.missed)),
+    extra: meanOf(perImage.map((r) => r.extra)),
     mba: stats.meanMba,
     mba_coarse: mbaCoarse,
     boundary_error_removed: boundaryErrorRemoved(stats.meanMba, mbaCoarse),
     iou_drops: drops.length,
     iou_drop_images: drops.map((r) => r.name),
     seconds_per_image: key.method === "coarse" ? null : total / stats.count,
-    per_image: stats.images.map((r, i) => ({
-      name: r.name,
-      iou: r.iou.iou,
-      mba: r.mba.mba,
-      seconds: seconds[i] ?? 0,
-    })),
+    per_image: perImage,
   };
+}
+
+/** 1 - IoU split into missed and extra foreground, as shares of the union (0 and 0 for an empty union). */
+function iouLost(r: IouResult): { missed: number; extra: number } {
+  return r.union === 0
+    ? { missed: 0, extra: 0 }
+    : { missed: r.missed / r.union, extra: r.extra / r.union };
+}
+
+function meanOf(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 const pct = (x: number) => (100 * x).toFixed(2);
@@ -109,8 +135,8 @@ const pct = (x: number) => (100 * x).toFixed(2);
 /** The markdown table of the rows (figures in percent). */
 export function formatTable(rows: ResultRow[]): string {
   const lines = [
-    "| set | kind | method | images | IoU (dataset) | mean IoU | mBA | boundary error removed | IoU drops > 2 pt | s/image |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| set | kind | method | images | IoU (dataset) | mean IoU | mBA | boundary error removed | IoU drops > 2 pt | IoU lost: missed / extra | s/image |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
     const isCoarse = r.method === "coarse";
@@ -123,7 +149,7 @@ export function formatTable(rows: ResultRow[]): string {
     lines.push(
       `| ${r.set} | ${kind} | ${r.method} | ${r.images} | ${pct(r.dataset_iou)} | ${
         pct(r.mean_iou)
-      } | ${pct(r.mba)} | ${ber} | ${drops} | ${secs} |`,
+      } | ${pct(r.mba)} | ${ber} | ${drops} | ${pct(r.missed)} / ${pct(r.extra)} | ${secs} |`,
     );
   }
   return lines.join("\n");

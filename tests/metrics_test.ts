@@ -167,8 +167,9 @@ Deno.test("IoU and mBA of a 2x2 square against a 2x3 prediction (hand-computed)"
     ".###",
     "....",
   );
-  // intersection 4, union 6
-  assertEquals(iou(pred, gt), { intersection: 4, union: 6, iou: 4 / 6 });
+  // intersection 4, union 6: two predicted pixels (column 3) are extra, none missed
+  assertEquals(iou(pred, gt), { intersection: 4, union: 6, missed: 0, extra: 2, iou: 4 / 6 });
+  assertEquals(iou(gt, pred), { intersection: 4, union: 6, missed: 2, extra: 0, iou: 4 / 6 });
   // w+h = 8: R < 1, all radii 1, kernel 3x3 ellipse = cross. Dilation adds
   // the 8 edge-neighbours of the square; erosion is empty (each square pixel
   // has a background 4-neighbour). Region = 12 pixels; wrong: (3,1), (3,2).
@@ -182,8 +183,15 @@ Deno.test("ignored pixels count for neither IoU nor mBA (hand-computed)", () => 
   // classes: bg bg IGN fg fg fg bg; one row, so vertical neighbours are outside
   const gt = mask("..?###.");
   const pred = mask(".###.##");
-  // non-ignored: pred fg {1,3,5,6}, gt fg {3,4,5}: I = {3,5}, U = {1,3,4,5,6}
-  assertEquals(iou(pred, gt, { ignoreValue: 128 }), { intersection: 2, union: 5, iou: 0.4 });
+  // non-ignored: pred fg {1,3,5,6}, gt fg {3,4,5}: I = {3,5}, U = {1,3,4,5,6},
+  // missed {4}, extra {1,6} (the prediction's 2 is ignored)
+  assertEquals(iou(pred, gt, { ignoreValue: 128 }), {
+    intersection: 2,
+    union: 5,
+    missed: 1,
+    extra: 2,
+    iou: 0.4,
+  });
   // dilate(fg|ign = {2..5}) = {1..6}; erode(fg = {3,4,5}) = {4} (3 touches the
   // ignored 2, 5 touches 6). Region = {1,3,5,6}; correct at 3 and 5.
   const r = mba(pred, gt, { ignoreValue: 128 });
@@ -197,13 +205,14 @@ Deno.test("empty and full masks", () => {
   const empty = pixels(5, 3, []);
   const full: Mask = { width: 5, height: 3, data: new Uint8Array(15).fill(255) };
   // both empty: an empty union is a perfect IoU; no boundary: every radius 1
-  assertEquals(iou(empty, empty), { intersection: 0, union: 0, iou: 1 });
+  assertEquals(iou(empty, empty), { intersection: 0, union: 0, missed: 0, extra: 0, iou: 1 });
   assertEquals(mba(empty, empty).mba, 1);
   // all wrong, but a ground truth without a boundary has an empty region
   assertEquals(iou(full, empty).iou, 0);
   assertEquals(mba(full, empty).accuracies, [1, 1, 1, 1, 1]);
   // a full ground truth: the outside never erodes it, so no region either
-  assertEquals(iou(empty, full), { intersection: 0, union: 15, iou: 0 });
+  assertEquals(iou(empty, full), { intersection: 0, union: 15, missed: 15, extra: 0, iou: 0 });
+  assertEquals(iou(full, empty), { intersection: 0, union: 15, missed: 0, extra: 15, iou: 0 });
   assertEquals(mba(empty, full).mba, 1);
 });
 

@@ -179,6 +179,11 @@ Deno.test({
           JSON.stringify(r),
         );
         assertEquals(r.per_image.length, r.images);
+        // the IoU lost splits into missed and extra foreground, image by image and on average
+        for (const p of r.per_image) {
+          assert(Math.abs(p.iou + p.missed + p.extra - 1) < 1e-12, JSON.stringify(p));
+        }
+        assert(Math.abs(r.mean_iou + r.missed + r.extra - 1) < 1e-12, JSON.stringify(r));
         if (r.method === "coarse") {
           assert(r.seconds_per_image === null && !r.boundary_error_removed);
         } else assert(r.seconds_per_image !== null && r.seconds_per_image >= 0);
@@ -187,6 +192,8 @@ Deno.test({
         r.set === "alpha" && r.kind === "isnet" && r.method === "coarse"
       )!;
       assert(isnet.mba < 1 && isnet.dataset_iou < 1, "a shifted coarse mask is imperfect");
+      // shifted: it misses foreground on one side and adds some on the other
+      assert(isnet.missed > 0 && isnet.extra > 0, JSON.stringify(isnet));
 
       // the table: header, separator, one line per row
       const table = formatTable(report.results).split("\n");

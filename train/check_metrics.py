@@ -116,9 +116,11 @@ def check_hand_cases() -> None:
     """The hand-computed cases of tests/metrics_test.ts, recomputed with OpenCV."""
     gt, pred = rows("....", ".##.", ".##.", "...."), rows("....", ".###", ".###", "....")
     assert M.iou_counts(pred, gt) == (4, 6)
+    assert M.missed_extra_counts(pred, gt) == (0, 2) and M.missed_extra_counts(gt, pred) == (2, 0)
     assert M.boundary_counts(pred, gt)[0] == {"radius": 1, "region": 12, "correct": 10}
     gt, pred = rows("..?###."), rows(".###.##")
     assert M.iou_counts(pred, gt, 128) == (2, 5)
+    assert M.missed_extra_counts(pred, gt, 128) == (1, 2)
     assert M.boundary_counts(pred, gt, 128)[0] == {"radius": 1, "region": 4, "correct": 2}
     line = np.zeros((1, 700), np.uint8)
     line[0, 350] = 255

@@ -284,15 +284,15 @@ def boundary_error_removed(mba: float, mba_coarse: float) -> Optional[float]:
 
 def print_table(rows: List[Dict]) -> None:
     print("| set | kind | method | images | IoU (dataset) | mean IoU | mBA | boundary error removed "
-          "| IoU drops > 2 pt | s/image |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| IoU drops > 2 pt | IoU lost: missed / extra | s/image |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ber = "—" if r["method"] == "coarse" or r["boundary_error_removed"] is None \
             else f"{100 * r['boundary_error_removed']:.1f}%"
         drops = "—" if r["method"] == "coarse" else str(r["iou_drops"])
         print(f"| {r['set']} | {r['kind']} | {r['method']} | {r['images']} | {100 * r['dataset_iou']:.2f} | "
               f"{100 * r['mean_iou']:.2f} | {100 * r['mba']:.2f} | {ber} | {drops} | "
-              f"{r['seconds_per_image']:.2f} |")
+              f"{100 * r['missed']:.2f} / {100 * r['extra']:.2f} | {r['seconds_per_image']:.2f} |")
 
 
 def parse_ignore(items: List[str]) -> Dict[str, int]:

@@ -97,6 +97,18 @@ def iou_counts(pred: np.ndarray, gt: np.ndarray, ignore_value: Optional[int] = N
     return int(np.count_nonzero(p & fg)), int(np.count_nonzero(p | fg))
 
 
+def missed_extra_counts(pred: np.ndarray, gt: np.ndarray, ignore_value: Optional[int] = None
+                        ) -> Tuple[int, int]:
+    """(missed, extra): ground-truth foreground the prediction left out, and
+    predicted foreground outside the ground truth, over the non-ignored pixels;
+    together they are union - intersection."""
+    _check_shapes(np.asarray(pred), np.asarray(gt))
+    p = binarize(pred)
+    fg, valid = split_gt(gt, ignore_value)
+    p = p & valid
+    return int(np.count_nonzero(fg & ~p)), int(np.count_nonzero(p & ~fg))
+
+
 def iou_from_counts(intersection: int, union: int) -> float:
     """IoU, with 1 for an empty union (both masks empty: a perfect answer)."""
     return 1.0 if union == 0 else intersection / union
@@ -182,7 +194,10 @@ class MaskStats:
     def add(self, pred: np.ndarray, gt: np.ndarray, ignore_value: Optional[int] = None,
             name: str = "") -> Dict:
         i, u = iou_counts(pred, gt, ignore_value)
+        missed, extra = missed_extra_counts(pred, gt, ignore_value)
         row = {"name": name, "intersection": i, "union": u, "iou": iou_from_counts(i, u),
+               # the IoU lost, by direction, as shares of the union (iou + missed + extra = 1)
+               "missed": missed / u if u else 0.0, "extra": extra / u if u else 0.0,
                "mba": mba(pred, gt, ignore_value)}
         self.intersection += i
         self.union += u
@@ -207,4 +222,5 @@ class MaskStats:
 
     def summary(self) -> Dict:
         return {"images": self.count, "dataset_iou": self.dataset_iou, "mean_iou": self.mean_iou,
-                "mba": self.mean_mba}
+                "missed": _mean([r["missed"] for r in self.images]),
+                "extra": _mean([r["extra"] for r in self.images]), "mba": self.mean_mba}

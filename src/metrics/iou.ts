@@ -15,6 +15,10 @@ export interface IouResult {
   intersection: number;
   /** Pixels foreground in either (ignored pixels excluded). */
   union: number;
+  /** Ground-truth foreground the prediction left out (in the union, not the intersection). */
+  missed: number;
+  /** Prediction foreground outside the ground truth; missed + extra = union - intersection. */
+  extra: number;
   /** intersection / union, or 1 when the union is empty (both masks empty). */
   iou: number;
 }
@@ -33,15 +37,17 @@ export function iou(pred: Mask, gt: Mask, opts: MetricOptions = {}): IouResult {
   checkPair(pred, gt, opts);
   const p = pred.data, g = gt.data;
   const ignore = opts.ignoreValue ?? -1; // -1 never equals a byte
-  let inter = 0, union = 0;
+  let inter = 0, missed = 0, extra = 0;
   for (let i = 0; i < g.length; i++) {
     const gv = g[i];
     if (gv === ignore) continue;
     const pf = p[i] >= FG_THRESHOLD, gf = gv >= FG_THRESHOLD;
     if (pf && gf) inter++;
-    if (pf || gf) union++;
+    else if (gf) missed++;
+    else if (pf) extra++;
   }
-  return { intersection: inter, union, iou: iouFromCounts(inter, union) };
+  const union = inter + missed + extra;
+  return { intersection: inter, union, missed, extra, iou: iouFromCounts(inter, union) };
 }
 
 /** Throws a clear error unless `m` is a well-formed Mask. */
