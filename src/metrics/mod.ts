@@ -11,7 +11,9 @@
  *   for neither metric; the test comes before binarisation.
  * - **IoU.** Per image, intersection / union over non-ignored pixels; an empty
  *   union (both masks empty) is IoU 1. {@link MaskStats} gives the dataset IoU
- *   (summed intersections / summed unions) and the per-image mean.
+ *   (summed intersections / summed unions) and the per-image mean. The rest of
+ *   the union splits into `missed` (ground-truth foreground left out) and
+ *   `extra` (foreground added outside it), which tells the direction of an error.
  * - **mBA.** Radii r_i = 1 + trunc((R - 1) / 5 * i), i = 0..4, R = (w + h) / 300
  *   (CascadePSP's formula); boundary region = morphological gradient of the
  *   ground truth with OpenCV's MORPH_ELLIPSE disk of size 2r+1; accuracy =
