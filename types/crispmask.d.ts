@@ -185,6 +185,10 @@ export interface IouResult {
   intersection: number;
   /** pixels foreground in either (ignored pixels excluded) */
   union: number;
+  /** ground-truth foreground the prediction left out */
+  missed: number;
+  /** prediction foreground outside the ground truth; missed + extra = union - intersection */
+  extra: number;
   /** intersection / union, or 1 when the union is empty */
   iou: number;
 }
