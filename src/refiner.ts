@@ -81,8 +81,8 @@ export interface RefineOptions {
   /**
    * also refine the mirrored photo and average the two predictions (default
    * false). About twice the time, and a copy of the image in memory; with
-   * the shipped weights it removed 8.2% of the evaluation sets' boundary
-   * error on average instead of 6.7%, better on all 16 set x kind pairs
+   * the shipped weights it removed 9.0% of the evaluation sets' boundary
+   * error on average instead of 7.7%, better on all 16 set x kind pairs
    * (bench/README.md). With it, `onProgress` counts both passes and
    * `onStage` reports every stage twice, the mirrored pass second.
    */
