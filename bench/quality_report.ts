@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { IouResult, MaskStats } from "../src/metrics/mod.ts";
+import { type IouResult, type MaskStats, meanOf } from "../src/metrics/mod.ts";
 import type { Skipped } from "./quality_data.ts";
 
 /**
@@ -124,10 +124,6 @@ function iouLost(r: IouResult): { missed: number; extra: number } {
   return r.union === 0
     ? { missed: 0, extra: 0 }
     : { missed: r.missed / r.union, extra: r.extra / r.union };
-}
-
-function meanOf(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 const pct = (x: number) => (100 * x).toFixed(2);

@@ -112,8 +112,8 @@ export class MaskStats {
   }
 }
 
-/** Plain left-to-right mean (the order train/metrics.py uses too). */
-function meanOf(xs: number[]): number {
+/** Plain left-to-right mean (the order train/metrics.py uses too); NaN when empty. */
+export function meanOf(xs: number[]): number {
   let s = 0;
   for (const x of xs) s += x;
   return xs.length === 0 ? NaN : s / xs.length;
