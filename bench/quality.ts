@@ -6,7 +6,7 @@
  *     deno run -A bench/quality.ts [--data ../shared/data/eval] [--sets p3m,grabcut,davis,carvana]
  *       [--kinds isnet,lowres8,lowres32,perturbed] [--methods coarse,guided,sparse,dense,flip]
  *       [--workers 2] [--limit N] [--panels DIR] [--json out.json] [--weights path]
- *       [--ignore set=value|none]... [--first-stage PX]
+ *       [--ignore set=value|none]... [--first-stage PX] [--coarse-trust X]
  *
  * A data directory holds sets (subfolders with `images/` and `gt/`); kind K
  * is the folder `coarse-K` when present, else synthesised from the ground
@@ -32,6 +32,9 @@
  * stage's long side is in (PX/2, PX]; an image no larger runs one stage at
  * full size), to measure how the stage schedule suits each coarse kind
  * (bench/README.md).
+ *
+ * `--coarse-trust X` sets crispmask's `RefineOptions.coarseTrust` (default:
+ * the library's default; 0 turns the rule off).
  *
  * This is train/evaluate.py's evaluation on the real engine.
  *
@@ -94,6 +97,8 @@ export interface QualityOptions {
   ignore?: Record<string, number | null>;
   /** the stage schedule's base long side (default: the weights' `base_long_side`) */
   firstStage?: number;
+  /** crispmask's `RefineOptions.coarseTrust` (default: the library's) */
+  coarseTrust?: number;
   /** progress messages (default: stderr) */
   log?: (msg: string) => void;
 }
@@ -108,6 +113,8 @@ export interface QualityReport {
   limit: number | null;
   /** `--first-stage`, or null for the weights' own schedule */
   first_stage: number | null;
+  /** `--coarse-trust`, or null for the library's default */
+  coarse_trust: number | null;
   ignore: Record<string, number | null>;
   weights: { path: string; provenance: Record<string, unknown>; trained: boolean | null } | null;
   engine: { build: string } | null;
@@ -151,7 +158,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
   const needsEngine = options.methods.some((m) => m === "sparse" || m === "dense" || m === "flip");
   const refiner = needsEngine ? await openRefiner(options) : null;
   const guided = options.methods.includes("guided") ? new GuidedThread() : null;
-  const runners: Runners = { refiner, guided };
+  const runners: Runners = { refiner, guided, coarseTrust: options.coarseTrust };
   const results: ResultRow[] = [];
   try {
     for (const set of sets) {
@@ -170,6 +177,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityReport
     workers: options.workers ?? null,
     limit: options.limit ?? null,
     first_stage: options.firstStage ?? null,
+    coarse_trust: options.coarseTrust ?? null,
     ignore: Object.fromEntries(sets.map((s) => [s, ignore[s] ?? null])),
     weights: refiner ? weightsInfo(options.weights, refiner) : null,
     engine: refiner ? { build: refiner.build } : null,
@@ -243,6 +251,7 @@ async function evaluateSet(
 interface Runners {
   refiner: Refiner | null;
   guided: GuidedThread | null;
+  coarseTrust?: number;
 }
 
 /** Scores every kind and method on one image. */
@@ -355,6 +364,7 @@ async function runMethod(
   const pred = await runners.refiner.refine(image, coarse, {
     dense: method === "dense",
     flip: method === "flip",
+    coarseTrust: runners.coarseTrust,
   });
   return { pred, seconds: (performance.now() - t) / 1000 };
 }
@@ -403,7 +413,7 @@ export class UsageError extends Error {}
 const USAGE =
   `usage: deno run -A bench/quality.ts [--data DIR] [--sets a,b] [--kinds isnet,lowres8,lowres32,perturbed]
   [--methods coarse,guided,sparse,dense,flip] [--workers N] [--limit N] [--panels DIR] [--json FILE]
-  [--weights FILE] [--ignore set=value|none]... [--first-stage PX]`;
+  [--weights FILE] [--ignore set=value|none]... [--first-stage PX] [--coarse-trust X]`;
 
 /** Methods run when `--methods` is not given: dense inference is opt-in (it triples the time). */
 export const DEFAULT_METHODS: readonly Method[] = ["coarse", "guided", "sparse"];
@@ -419,6 +429,15 @@ function integer(s: string | undefined, flag: string, min: number): number | und
   const n = Number(s);
   if (!Number.isInteger(n) || n < min) {
     throw new UsageError(`${flag} needs an integer >= ${min}, got ${JSON.stringify(s)}`);
+  }
+  return n;
+}
+
+function nonNegative(s: string | undefined, flag: string): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (s.trim() === "" || !Number.isFinite(n) || n < 0) {
+    throw new UsageError(`${flag} needs a number >= 0, got ${JSON.stringify(s)}`);
   }
   return n;
 }
@@ -458,6 +477,7 @@ export function parseCommandLine(
         weights: { type: "string" },
         ignore: { type: "string", multiple: true },
         "first-stage": { type: "string" },
+        "coarse-trust": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -480,6 +500,7 @@ export function parseCommandLine(
     weights: parsed.weights,
     ignore: parseIgnore(parsed.ignore ?? []),
     firstStage: integer(parsed["first-stage"], "--first-stage", 1),
+    coarseTrust: nonNegative(parsed["coarse-trust"], "--coarse-trust"),
   };
   return { options, json: parsed.json, help: parsed.help ?? false };
 }
@@ -499,7 +520,7 @@ export function formatFooter(report: QualityReport): string {
     lines.push(
       `Weights: ${report.weights.path}${trained}; kernels ${report.engine?.build}; workers ${
         report.workers ?? "default"
-      }.`,
+      }; coarse trust ${report.coarse_trust ?? "default"}.`,
     );
   }
   lines.push(timeLine(report));

@@ -8,7 +8,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import encodeJpegRaw from "@jsquash/jpeg/encode.js";
-import { encodeMaskPng } from "../src/io/image_file.ts";
+import { decodeMask, encodeMaskPng } from "../src/io/image_file.ts";
+import { applyCoarseTrust, DEFAULT_COARSE_TRUST } from "../src/coarse_trust.ts";
 import { decodePng } from "../src/io/png.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -84,6 +85,8 @@ Deno.test("usage errors exit 2 with one clear line", async () => {
     [["refine", IMAGE, COARSE, "-o", "a.png", "--bogus"], "unknown option '--bogus'"],
     [["refine", IMAGE, COARSE, "-o", "a.png", "--workers", "0"], "--workers"],
     [["refine", IMAGE, COARSE, "-o", "a.png", "--max-pixels", "lots"], "--max-pixels"],
+    [["refine", IMAGE, COARSE, "-o", "a.png", "--coarse-trust=-1"], "--coarse-trust"],
+    [["refine", IMAGE, COARSE, "-o", "a.png", "--coarse-trust", "lots"], "--coarse-trust"],
     [["refine", IMAGE, COARSE, "-o", "a.png", "--overlay", "a.png"], "same file"],
   ];
   const runs = await Promise.all(cases.map(([args]) => cli(args)));
@@ -198,6 +201,43 @@ Deno.test("--flip refines the mirrored photo too: the report says so and lists e
     assertEquals(line.code, 0, line.stderr);
     const perPass = `${a.stages} stage${a.stages > 1 ? "s" : ""} x 2 passes (flip)`;
     assert(line.stdout.includes(perPass), `"${line.stdout}" lacks "${perPass}"`);
+  });
+});
+
+Deno.test("--coarse-trust sets how far the output leans toward the coarse mask; 0 turns it off", async () => {
+  await withTempDir(async (dir) => {
+    const run = (name: string, extra: string[]) =>
+      cli(["refine", IMAGE, COARSE, "-o", `${dir}/${name}.png`, "--json", ...extra]);
+    const [byDefault, off, strong] = await Promise.all([
+      run("default", []),
+      run("off", ["--coarse-trust", "0"]),
+      run("strong", ["--coarse-trust", "2.5"]),
+    ]);
+    for (const r of [byDefault, off, strong]) assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      [byDefault, off, strong].map((r) => JSON.parse(r.stdout).coarse_trust),
+      [DEFAULT_COARSE_TRUST, 0, 2.5],
+    );
+    const [d, o, s] = await Promise.all(
+      ["default", "off", "strong"].map(async (n) =>
+        decodePng(await Deno.readFile(`${dir}/${n}.png`))
+      ),
+    );
+    const coarse = (await decodeMask(await Deno.readFile(COARSE), COARSE)).mask;
+    const rule = (trust: number) =>
+      applyCoarseTrust(
+        { width: o.width, height: o.height, data: new Uint8Array(o.data) },
+        coarse,
+        trust,
+      );
+    const want = rule(DEFAULT_COARSE_TRUST);
+    assert(
+      d.data.every((v, i) => v === want.data[i]),
+      "default = the rule applied to the output without it",
+    );
+    assert(d.data.some((v, i) => v !== o.data[i]), "the default trust changed nothing");
+    const want25 = rule(2.5);
+    assert(s.data.every((v, i) => v === want25.data[i]), "--coarse-trust 2.5 = the rule at 2.5");
   });
 });
 

@@ -13,6 +13,7 @@ import {
   type StageReport,
 } from "../src/refiner.ts";
 import { averagePlanes, mirrorImage, mirrorMask } from "../src/mirror.ts";
+import { applyCoarseTrust, DEFAULT_COARSE_TRUST } from "../src/coarse_trust.ts";
 import type { Mask, RgbImage } from "../src/types.ts";
 import { blobMask, differences, sceneImage, WEIGHTS } from "./helpers/scene.ts";
 
@@ -90,14 +91,19 @@ const coarse = blobMask(150, 100);
 
 Deno.test("flip is the mean of the plain pass and the mirror of the mirrored pass, and differs from the plain pass", async () => {
   await withRefiner(1, async (r) => {
-    const plain = await r.refine(image, coarse);
-    const mirrored = await r.refine(mirrorImage(image), mirrorMask(coarse));
-    const flipped = await r.refine(image, coarse, { flip: true });
+    // the coarse trust applies once, to the average: compare the passes without it
+    const raw = { coarseTrust: 0 };
+    const plain = await r.refine(image, coarse, raw);
+    const mirrored = await r.refine(mirrorImage(image), mirrorMask(coarse), raw);
+    const flipped = await r.refine(image, coarse, { flip: true, ...raw });
     const want = averagePlanes(plain.data, mirrorMask(mirrored).data);
     assertEquals([flipped.width, flipped.height], [300, 200]);
     assertEquals(differences(flipped.data, want), []);
     // the network is not mirror-symmetric, so the average is not the plain pass
     assert(differences(flipped.data, plain.data).length > 0, "flip changed nothing");
+    const byDefault = await r.refine(image, coarse, { flip: true });
+    const trusted = applyCoarseTrust(flipped, coarse, DEFAULT_COARSE_TRUST);
+    assertEquals(differences(byDefault.data, trusted.data), []);
   });
 });
 

@@ -288,6 +288,11 @@ Deno.test("quality benchmark: --ignore and --limit; bad command lines are usage 
   assertThrows(() => parseCommandLine(["--first-stage", "0"]), UsageError);
   assertThrows(() => parseCommandLine(["--first-stage", "9.5"]), UsageError);
   assertEquals(parseCommandLine(["--first-stage", "480"]).options.firstStage, 480);
+  assertEquals(parseCommandLine(["--coarse-trust", "0"]).options.coarseTrust, 0);
+  assertEquals(parseCommandLine(["--coarse-trust", "0.75"]).options.coarseTrust, 0.75);
+  assertEquals(parseCommandLine([]).options.coarseTrust, undefined);
+  assertThrows(() => parseCommandLine(["--coarse-trust=-1"]), UsageError);
+  assertThrows(() => parseCommandLine(["--coarse-trust", "much"]), UsageError);
   assertEquals(parseCommandLine(["--ignore", "davis=0"]).options.ignore, { davis: 0 });
 });
 

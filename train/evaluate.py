@@ -16,7 +16,9 @@ others).
 Methods: ``coarse`` (the coarse mask itself), ``guided`` (train/guided_filter.py
 at its tuned defaults) and ``crm`` (train/model.py's multi-resolution
 ``refine`` with the weights from ``--weights``: a training checkpoint, whose
-EMA weights are used when present, or an exported safetensors file).
+EMA weights are used when present, or an exported safetensors file; its
+output leans toward the coarse mask by ``--coarse-trust`` logits, 0.5 by
+default, as the engine's does).
 
 Prints a markdown table (set x kind x method: dataset IoU, mean IoU, mBA,
 boundary error removed = (mBA - mBA_coarse) / (100 - mBA_coarse), and the
@@ -170,7 +172,11 @@ def method_guided(image: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     return guided_filter.refine(image, coarse)
 
 
-def make_crm(model):
+# the engine's default RefineOptions.coarseTrust (src/coarse_trust.ts)
+COARSE_TRUST = 0.5
+
+
+def make_crm(model, coarse_trust: float = COARSE_TRUST):
     import torch
     from model import refine
 
@@ -178,6 +184,8 @@ def make_crm(model):
         img = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
         msk = torch.from_numpy(coarse)[None, None].float() / 255.0
         logits = refine(model, img.contiguous(), msk)
+        # lean toward the coarse mask (here at full size already) as the engine does
+        logits = logits + coarse_trust * (2 * msk - 1)
         return torch.sigmoid(logits)[0, 0].numpy()
 
     return method_crm
@@ -317,6 +325,9 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, help="first N images of each set (sorted by name)")
     p.add_argument("--ignore", action="append", default=[], help="set=value: ground-truth value to ignore")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--coarse-trust", type=float, default=COARSE_TRUST,
+                   help="logits added toward the coarse mask's label at the output (the engine's "
+                        "RefineOptions.coarseTrust; 0: off)")
     args = p.parse_args(argv)
 
     cv2.setNumThreads(args.threads)
@@ -335,7 +346,9 @@ def main(argv=None) -> None:
                 raise SystemExit("method crm needs --weights")
             import torch
             torch.set_num_threads(args.threads)
-            methods[m] = make_crm(load_model(args.weights, args.weights_key))
+            if not args.coarse_trust >= 0:
+                raise SystemExit("--coarse-trust must be >= 0")
+            methods[m] = make_crm(load_model(args.weights, args.weights_key), args.coarse_trust)
     ignore = parse_ignore(args.ignore)
     data = Path(args.data)
     rows: List[Dict] = []
@@ -348,7 +361,7 @@ def main(argv=None) -> None:
         rows += evaluate_set(set_dir, args.kinds.split(","), methods, args.limit, ignore.get(set_name))
     print_table(rows)
     out = {"data": str(data), "weights": args.weights, "kinds": args.kinds, "sets": args.sets,
-           "limit": args.limit, "ignore": ignore,
+           "limit": args.limit, "ignore": ignore, "coarse_trust": args.coarse_trust,
            "guided": {"radius": guided_filter.DEFAULT_RADIUS, "eps": guided_filter.DEFAULT_EPS,
                       "guide": guided_filter.DEFAULT_GUIDE},
            "results": rows}

@@ -81,6 +81,12 @@ export interface RefineOptions {
   flip?: boolean;
   /** called after each stage with its figures (size, time, pixels evaluated) */
   onStage?: (stage: StageReport) => void;
+  /**
+   * how far the output leans toward the coarse mask, in logits (default 0.5;
+   * 0 turns it off): with a binary mask a pixel leaves its coarse label only
+   * where the network's probability passes sigmoid(coarseTrust)
+   */
+  coarseTrust?: number;
 }
 
 /** What one stage did, as the scheduler fills it (`StageReport` is its read-only form). */

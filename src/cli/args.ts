@@ -33,6 +33,8 @@ export interface RefineCommand {
   dense: boolean;
   /** also refine the mirrored photo and average (RefineOptions.flip) */
   flip: boolean;
+  /** lean toward the coarse mask (RefineOptions.coarseTrust); undefined leaves the default */
+  coarseTrust?: number;
   maxPixels: number;
   json: boolean;
   quiet: boolean;
@@ -53,6 +55,7 @@ const OPTIONS = {
   workers: { type: "string" },
   dense: { type: "boolean" },
   flip: { type: "boolean" },
+  "coarse-trust": { type: "string" },
   "max-pixels": { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
@@ -91,6 +94,9 @@ export function parseCommand(args: string[]): Command {
     workers: values.workers === undefined ? undefined : positiveInt(values.workers, "--workers"),
     dense: values.dense ?? false,
     flip: values.flip ?? false,
+    coarseTrust: values["coarse-trust"] === undefined
+      ? undefined
+      : nonNegative(values["coarse-trust"], "--coarse-trust"),
     maxPixels: values["max-pixels"] === undefined
       ? DEFAULT_MAX_PIXELS
       : pixelCount(values["max-pixels"]),
@@ -131,6 +137,14 @@ function positiveInt(text: string, flag: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
     throw new UsageError(`${flag} wants a positive integer, got '${text}'`);
+  }
+  return n;
+}
+
+function nonNegative(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$|^\.\d+$/.test(text.trim()) || !Number.isFinite(n)) {
+    throw new UsageError(`${flag} wants a number >= 0 such as 0.5, got '${text}'`);
   }
   return n;
 }

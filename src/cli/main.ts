@@ -9,6 +9,7 @@
 
 import process from "node:process";
 import { CrispmaskError } from "../errors.ts";
+import { DEFAULT_COARSE_TRUST } from "../coarse_trust.ts";
 import { checkAspect } from "../mask_ops.ts";
 import {
   createRefiner,
@@ -92,6 +93,8 @@ export interface Report {
   dense: boolean;
   /** whether the mirrored photo was refined too and averaged in */
   flip: boolean;
+  /** logits the output leaned toward the coarse mask (RefineOptions.coarseTrust; 0: off) */
+  coarse_trust: number;
   /** each stage (twice with `flip`, the mirrored pass second): encoder and query sizes (width x height), wall time, pixels the network evaluated */
   stage_details: StageDetail[];
   /** pixels the network evaluated over all stages (the rest kept the upsampled prediction) */
@@ -166,6 +169,7 @@ async function refineCommand(cmd: RefineCommand): Promise<Report> {
     workers: cmd.workers ?? null,
     dense: cmd.dense,
     flip: cmd.flip,
+    coarse_trust: cmd.coarseTrust ?? DEFAULT_COARSE_TRUST,
     stage_details: details,
     pixels_evaluated: details.reduce((a, d) => a + d.pixels_evaluated, 0),
     timings_ms: { read, decode, load, refine, encode, write, total: clock.total() },
@@ -194,6 +198,7 @@ async function runRefiner(image: DecodedImage, coarse: Mask, cmd: RefineCommand)
     };
     if (cmd.dense) options.dense = true;
     if (cmd.flip) options.flip = true;
+    if (cmd.coarseTrust !== undefined) options.coarseTrust = cmd.coarseTrust;
     const mask = await refiner.refine(image.image, coarse, options);
     return { mask, build: refiner.build, stages, details, load, refine: clock.lap() };
   } finally {

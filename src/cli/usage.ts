@@ -31,6 +31,10 @@ Options:
                       the contour (slower; for comparisons)
   --flip              also refine the mirrored photo and average the two
                       (about twice the time; a little more accurate)
+  --coarse-trust <X>  how far the output leans toward the coarse mask, in
+                      logits (default 0.5, 0 = off): a pixel leaves its
+                      coarse label only where the network's probability
+                      passes sigmoid(X); keeps nearly right contours in place
   --max-pixels <N>    refuse larger images (default 100M); 24000000 or 24M
   --ignore-exif       keep a JPEG's stored pixel order: use when the coarse
                       mask was made by a tool that ignores EXIF orientation
