@@ -53,13 +53,15 @@ export function applyCoarseTrust(out: Mask, coarse: Mask, trust: number): Mask {
   const table = trustTable(trust);
   const { width, height, data } = out;
   const sameSize = coarse.width === width && coarse.height === height;
-  const cols = bilinearTaps(coarse.width, width);
-  const rows = bilinearTaps(coarse.height, height);
+  const taps = sameSize ? null : {
+    cols: bilinearTaps(coarse.width, width),
+    rows: bilinearTaps(coarse.height, height),
+  };
   let row: Uint8Array = new Uint8Array(width);
   for (let y = 0; y < height; y++) {
     const at = y * width;
-    if (sameSize) row = coarse.data.subarray(at, at + width);
-    else coarseRow(coarse, rows, y, cols, row);
+    if (!taps) row = coarse.data.subarray(at, at + width);
+    else coarseRow(coarse, taps.rows, y, taps.cols, row);
     for (let x = 0; x < width; x++) data[at + x] = table[row[x] * 256 + data[at + x]];
   }
   return out;

@@ -10,17 +10,7 @@ import { CrispmaskError } from "../src/errors.ts";
 import { mirrorMask } from "../src/mirror.ts";
 import { createRefinerWith, type Refiner } from "../src/refiner.ts";
 import type { Mask } from "../src/types.ts";
-import { blobMask, differences, sceneImage, WEIGHTS } from "./helpers/scene.ts";
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
+import { blobMask, differences, randomBytes, sceneImage, WEIGHTS } from "./helpers/scene.ts";
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 

@@ -15,19 +15,9 @@ import {
 import { averagePlanes, mirrorImage, mirrorMask } from "../src/mirror.ts";
 import { applyCoarseTrust, DEFAULT_COARSE_TRUST } from "../src/coarse_trust.ts";
 import type { Mask, RgbImage } from "../src/types.ts";
-import { blobMask, differences, sceneImage, WEIGHTS } from "./helpers/scene.ts";
+import { blobMask, differences, randomBytes, sceneImage, WEIGHTS } from "./helpers/scene.ts";
 
 const BASE = 80; // 300x200 runs three stages, the first two sparse
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
 
 async function withRefiner<T>(workers: number, f: (r: Refiner) => Promise<T>): Promise<T> {
   const r = await createRefinerWith({ workers, weights: WEIGHTS }, {

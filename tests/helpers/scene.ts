@@ -72,3 +72,14 @@ export function differences(a: ArrayLike<number>, b: ArrayLike<number>, max = 5)
   }
   return out;
 }
+
+/** `n` deterministic pseudo-random bytes (a linear congruential generator seeded with `seed`). */
+export function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
