@@ -97,8 +97,8 @@ export interface RefineOptions {
    * logit, c being the coarse mask in [0, 1], so with a binary mask a pixel
    * leaves its coarse label only where the network's probability passes
    * sigmoid(coarseTrust) (0.62 at 0.5). It keeps a nearly right contour
-   * from wandering by a pixel; with the shipped weights it raised the mean
-   * share of boundary error removed on the evaluation sets from 7.7% to
+   * from wandering by a pixel; with the ninth run's weights it raised the
+   * mean share of boundary error removed on the evaluation sets from 7.7% to
    * 8.8%, at some cost on badly wrong masks (bench/README.md).
    */
   coarseTrust?: number;
