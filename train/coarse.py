@@ -24,7 +24,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-__all__ = ["perturb", "lowres", "blurred", "wobble", "missing_extra", "random_coarse"]
+__all__ = ["perturb", "lowres", "blurred", "wobble", "missing_extra", "distractor", "random_coarse"]
 
 
 # --------------------------------------------------------------------------
@@ -253,6 +253,44 @@ def missing_extra(gt: np.ndarray, rng: np.random.Generator, coarse: np.ndarray |
             blob = cv2.GaussianBlur(blob, (0, 0), max(0.5, radius * 0.1))
         base = np.maximum(base, blob * rng.uniform(0.6, 1.0))
     return np.clip(base, 0.0, 1.0).astype(np.float32)
+
+
+def distractor(coarse: np.ndarray, image: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft false positive that follows the photo, added to ``coarse``.
+
+    Segmenters such as ISNet paint background structures that look like
+    objects (lettering on a wall, a railing) at 0.2-0.6, and the refiner,
+    seeing a mask aligned with image edges, made them solid (weights/
+    MODEL_CARD.md: most Carvana and DAVIS ISNet IoU drops). ``missing_extra``'s
+    blobs do not teach that: their shapes ignore the photo. Here the region is
+    grown from a background pixel near the object over similar colours
+    (Lab flood fill, tolerance 6-20), cut to a disk of 10-40% of the object
+    size, and added at 0.2-0.6; the ground truth stays background there.
+    ``image`` is the crop (H x W x 3, uint8 RGB); ``coarse`` is returned
+    unchanged when no region of at least 16 pixels is found.
+    """
+    g = _binary(gt)
+    h, w = g.shape
+    size = _object_size(g)
+    if size == 0:
+        return coarse
+    dist = cv2.distanceTransform((1 - g).astype(np.uint8), cv2.DIST_L2, 3)
+    ys, xs = np.nonzero((dist > 2) & (dist < max(8.0, 0.6 * size)))
+    if len(ys) == 0:
+        return coarse
+    i = int(rng.integers(len(ys)))
+    lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)
+    tol = float(rng.uniform(6, 20))
+    fill = np.zeros((h + 2, w + 2), np.uint8)
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
+    cv2.floodFill(lab, fill, (int(xs[i]), int(ys[i])), 0, (tol,) * 3, (tol,) * 3, flags)
+    yy, xx = np.mgrid[0:h, 0:w]
+    radius = size * rng.uniform(0.1, 0.4)
+    region = (fill[1:-1, 1:-1] > 0) & ((yy - ys[i]) ** 2 + (xx - xs[i]) ** 2 <= radius ** 2) & (g == 0)
+    if np.count_nonzero(region) < 16:
+        return coarse
+    soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), rng.uniform(0.5, 2.0))
+    return np.maximum(coarse, soft * np.float32(rng.uniform(0.2, 0.6))).astype(np.float32)
 
 
 # --------------------------------------------------------------------------

@@ -20,6 +20,10 @@ read):
   nets) from ``train/alpha-shapes``. ``composite`` in ``sets`` means both
   kinds; either can be named alone.
 
+A share ``distractors`` of all samples (0 by default) gets a soft false
+positive that follows the photo in its coarse mask (``coarse.distractor``),
+as segmenters paint lettering or railings beside the object.
+
 Photographs used as composite textures are ``train/backgrounds``, the
 ``mate-backgrounds`` wallpapers when installed, and the images of the real
 sets that are *in use*, so leaving a set out for its licence also keeps its
@@ -477,11 +481,15 @@ class RefineDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root=None, sets=ALL_SETS, length: int = VIRTUAL_LENGTH,
-                 cache_cap: int = CACHE_CAP_BYTES, use_mate: bool = True, low_contrast: float = 0.0):
+                 cache_cap: int = CACHE_CAP_BYTES, use_mate: bool = True, low_contrast: float = 0.0,
+                 distractors: float = 0.0):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
         if not 0.0 <= low_contrast <= 1.0:
             raise ValueError(f"low_contrast must be in [0, 1], got {low_contrast}")
+        if not 0.0 <= distractors <= 1.0:
+            raise ValueError(f"distractors must be in [0, 1], got {distractors}")
         self.low_contrast = float(low_contrast)
+        self.distractors = float(distractors)
         train = self.root / "train"
         if not train.is_dir():
             raise FileNotFoundError(f"no training data at {train}")
@@ -548,6 +556,9 @@ class RefineDataset(torch.utils.data.Dataset):
         coarse = coarse_gen.random_coarse(soft, rng)
         if shadow is not None and rng.random() < SHADOW_IN_COARSE:
             coarse = np.maximum(coarse, (shadow > 0.5).astype(np.float32))
+        # drawn only when enabled, so that runs without it see the same samples as before
+        if self.distractors > 0.0 and rng.random() < self.distractors:
+            coarse = coarse_gen.distractor(coarse, img, soft, rng)
         img = colour_jitter(img, rng)
         gt = (soft > 0.5).astype(np.float32)
         return {
@@ -859,13 +870,16 @@ def _self_check(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--low-contrast", type=float, default=0.0,
                    help="share of composites with colour-matched object and background (train.py's option)")
+    p.add_argument("--distractors", type=float, default=0.0,
+                   help="share of samples with a soft image-aligned false positive (train.py's option)")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    ds = RefineDataset(args.data, sets=args.sets, low_contrast=args.low_contrast)
+    ds = RefineDataset(args.data, sets=args.sets, low_contrast=args.low_contrast,
+                      distractors=args.distractors)
     print(f"sets: {', '.join(f'{n} [{lo},{hi})' for n, lo, hi in ds.ranges)}")
     print(f"real items: {', '.join(f'{k} {len(v)}' for k, v in ds.items.items())}; "
           f"texture photos {len(ds.photos)}; alpha mattes {len(ds.alphas)}")

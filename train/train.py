@@ -57,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--low-contrast", type=float, default=0.0,
                    help="share of composites whose object's local colour is matched to the background's "
                    "(data.match_colours); runs up to the eighth used 0")
+    p.add_argument("--distractors", type=float, default=0.0,
+                   help="share of samples whose coarse mask gets a soft false positive that follows the "
+                   "photo (coarse.distractor); runs up to the tenth used 0")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--prior", action="store_true",
@@ -266,7 +269,8 @@ def main(argv=None):
         return
 
     from data import RefineDataset, make_loader  # imported late: heavy
-    dataset = RefineDataset(args.data, sets=args.sets.split(","), low_contrast=args.low_contrast)
+    dataset = RefineDataset(args.data, sets=args.sets.split(","), low_contrast=args.low_contrast,
+                             distractors=args.distractors)
     # a different seed per resume keeps samples fresh without replaying a stream
     loader = make_loader(dataset, args.batch, sizes=(args.crop_min, args.crop_max),
                          seed=args.seed * 1000003 + step, num_workers=args.workers)
